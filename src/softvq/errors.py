@@ -1,0 +1,18 @@
+"""User-facing errors: raised for bad input, printed by the CLI without a traceback."""
+
+from __future__ import annotations
+
+
+class SoftVQError(Exception):
+    """A problem the user can fix (bad file, bad argument, bad config).
+
+    The CLI prints ``error: <message>`` and exits with status 2 for these.
+    """
+
+
+class DataError(SoftVQError):
+    """A dataset file is missing, truncated, corrupt or in the wrong format."""
+
+
+class ConfigError(SoftVQError, ValueError):
+    """A configuration value or file is invalid."""
