@@ -45,3 +45,25 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON (NaN is refused, not written)."""
     write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def write_npz(path: str | os.PathLike, **arrays: Any) -> None:
+    """Atomically write numpy arrays to an uncompressed ``.npz`` file."""
+    import numpy as np
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    write_with(path, _write)
+
+
+def write_npy(path: str | os.PathLike, array: Any) -> None:
+    """Atomically write one numpy array to a ``.npy`` file."""
+    import numpy as np
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+    write_with(path, _write)

@@ -1,0 +1,80 @@
+"""Bottlenecks that quantize the latent: hard VQ-VAE and soft VQ-VAE."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..quantizers import VQ, SoftVQ
+from ..quantizers._checks import check_choice, check_positive_int
+from .base import Bottleneck, BottleneckOutput
+
+
+class Quantized(Bottleneck):
+    """Linear projection to ``latent_dim = groups * code_dim``, then a quantizer.
+
+    The latent is split into ``groups`` sub-vectors, each quantized against the one
+    shared codebook. With a ``SoftVQ(sigma="predicted")`` quantizer a second linear
+    head on the encoder features predicts ``groups * num_codes`` log-sigmas (as in the
+    authors' notebooks: a dense layer of size K on the last hidden layer).
+
+    Args:
+        quantizer: a :class:`~softvq.SoftVQ` or :class:`~softvq.VQ` with
+            ``code_dim = latent_dim / groups``.
+        downstream: ``"pre"`` exposes the encoder output ``z`` as the downstream latent
+            (what the reference code evaluated), ``"post"`` the quantizer output.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        latent_dim: int,
+        quantizer: SoftVQ | VQ,
+        *,
+        groups: int = 1,
+        downstream: Literal["pre", "post"] = "pre",
+    ) -> None:
+        super().__init__(in_features, latent_dim)
+        self.groups = check_positive_int("groups", groups)
+        if latent_dim % groups:
+            raise ValueError(f"latent_dim={latent_dim} must be divisible by groups={groups}")
+        if quantizer.code_dim != latent_dim // groups:
+            raise ValueError(
+                f"quantizer.code_dim={quantizer.code_dim} must equal latent_dim / groups = {latent_dim // groups}"
+            )
+        self.downstream = check_choice("downstream", downstream, ("pre", "post"))
+        self.quantizer = quantizer
+        self.num_codes = quantizer.num_codes
+        self.proj = nn.Linear(in_features, latent_dim)
+        predicted = isinstance(quantizer, SoftVQ) and quantizer.sigma_mode == "predicted"
+        self.sigma_head = nn.Linear(in_features, groups * quantizer.num_codes) if predicted else None
+
+    def forward(self, h: torch.Tensor) -> BottleneckOutput:
+        self._check_features(h)
+        lead = h.shape[:-1]
+        z = self.proj(h)
+        zg = z.reshape(*lead, self.groups, self.quantizer.code_dim)
+        if self.sigma_head is not None:
+            log_sigma = self.sigma_head(h).reshape(*lead, self.groups, self.num_codes)
+            out = self.quantizer(zg, log_sigma)
+        else:
+            out = self.quantizer(zg)
+        z_q = out.z_q.reshape(*lead, self.latent_dim)
+        logs: dict[str, Any] = {
+            "perplexity": out.perplexity,
+            "codebook_loss": out.codebook_loss.detach(),
+            "commitment_loss": out.commitment_loss.detach(),
+        }
+        sigma = getattr(self.quantizer, "sigma", None)
+        if sigma is not None:
+            logs["sigma"] = sigma.mean()
+        return BottleneckOutput(
+            z_dec=z_q,
+            latent=z if self.downstream == "pre" else z_q,
+            loss=out.loss,
+            logs=logs,
+            probs=out.probs,
+            indices=out.indices,
+        )

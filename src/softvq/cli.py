@@ -1,0 +1,151 @@
+"""The ``softvq`` command: train, evaluate, embed, compare, report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Sequence
+
+from .config import TrainConfig, parse_value
+from .errors import SoftVQError
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """One ``--kebab-case`` flag per TrainConfig field; unset flags keep the file/default."""
+    hints = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("run options (override --config)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in exclude:
+            continue
+        default = f.default
+        help_text = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
+            type=lambda text, n=f.name: parse_value(n, text, hints[n]),
+            choices=None, help=help_text,
+        )
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = TrainConfig.load(args.config) if getattr(args, "config", None) else TrainConfig()
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    cfg = dataclasses.replace(base, **overrides)
+    cfg.validate()
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_run
+    from .training import train
+
+    if args.resume:
+        out = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
+    else:
+        if args.out is None:
+            raise SoftVQError("--out RUN_DIR is required (or --resume RUN_DIR)")
+        out = train(_config_from_args(args), args.out, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"run written to {out}")
+    if args.evaluate:
+        _print_metrics(evaluate_run(out, n_init=args.n_init))
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    width = max(len(k) for k in metrics)
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, n_init=args.n_init, seed=args.seed)
+    _print_metrics(metrics)
+    print(f"metrics written to {Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import embed_run
+
+    print(f"latents written to {embed_run(args.run_dir, args.out, split=args.split)}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, parse_bottlenecks
+    from .reporting import tables
+
+    names = parse_bottlenecks(args.bottlenecks)
+    if args.seeds < 1:
+        raise SoftVQError(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = compare(_config_from_args(args), names, seeds, args.out, n_init=args.n_init,
+                     anchors=not args.no_anchors, progress=not args.quiet)
+    print()
+    print(tables.format_terminal(result["summary"], result["metrics"]))
+    print(f"\ntables written to {Path(args.out) / 'results.md'} (.csv, .json)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softvq", description="Soft VQ-VAE and baseline bottlenecks: train, evaluate, compare.")
+    parser.add_argument("--version", action="version", version="softvq 0.1.0")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one model into a run directory")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML config file (flags override it)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--evaluate", action="store_true", help="evaluate after training")
+    p.add_argument("--n-init", type=int, default=10, help="k-means restarts for --evaluate (default: 10)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run on its test split; writes metrics.json")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--n-init", type=int, default=10, help="k-means restarts (reference code: 100; default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="k-means and probe seed (default: 0)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("embed", help="write a split's latents (z) and labels (y) to an .npz file")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("compare", help="train and evaluate several bottlenecks over seeds; write tables")
+    p.add_argument("--bottlenecks", default="all", help="'all' or a comma-separated list (default: all)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--config", metavar="FILE", help="base config for every run (flags override it)")
+    p.add_argument("--n-init", type=int, default=10, help="k-means restarts (default: 10)")
+    p.add_argument("--no-anchors", action="store_true", help="skip the raw-pixel and PCA rows")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_config_flags(p, exclude=("bottleneck", "seed"))
+    p.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print ``error: ...`` and exit 2, never a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SoftVQError as exc:
+        print(f"softvq {args.command}: error: {exc}", file=sys.stderr)
+        return 130 if type(exc).__name__ == "TrainingInterrupted" else 2
+    except KeyboardInterrupt:
+        print(f"softvq {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

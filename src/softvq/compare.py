@@ -1,0 +1,115 @@
+"""Train and evaluate several bottlenecks over several seeds with one budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from . import _io, run as rundir
+from .bottlenecks import BOTTLENECKS
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .errors import SoftVQError
+from .evaluation.evaluate import evaluate_features, evaluate_run
+from .reporting import tables
+from .training import train
+
+#: metrics shown in tables, in order; lower is better for the last group
+TABLE_METRICS = ["kmeans_acc", "nmi", "ari", "probe_acc", "recon_mse_train", "recon_mse_test", "recon_gap", "perplexity", "dead_codes"]
+LOWER_IS_BETTER = {"recon_mse_train", "recon_mse_test", "recon_gap", "dead_codes"}
+ANCHORS = ("raw", "pca")
+
+
+def parse_bottlenecks(spec: str) -> list[str]:
+    """``"all"`` or a comma-separated list of registered names."""
+    names = list(BOTTLENECKS) if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in BOTTLENECKS]
+    if unknown or not names:
+        raise SoftVQError(f"unknown bottleneck(s) {', '.join(unknown) or spec!r}; choose from all, {', '.join(BOTTLENECKS)}")
+    return names
+
+
+def anchor_rows(data: Dataset, latent_dim: int, seeds: list[int], n_init: int) -> list[dict[str, Any]]:
+    """Rows for features that need no training: raw pixels and PCA to ``latent_dim``."""
+    x_train = data.x_train.flatten(1).numpy()
+    x_test = data.x_test.flatten(1).numpy()
+    y_train = None if data.y_train is None else data.y_train.numpy()
+    y_test = None if data.y_test is None else data.y_test.numpy()
+    pca = PCA(n_components=min(latent_dim, *x_train.shape), random_state=0).fit(x_train)
+    features = {"raw": (x_train, x_test), "pca": (pca.transform(x_train), pca.transform(x_test))}
+    rows = []
+    for name, (ftr, fte) in features.items():
+        for seed in seeds:
+            m = evaluate_features(ftr, y_train, fte, y_test, n_init=n_init, seed=seed)
+            rows.append({"bottleneck": name, "seed": seed, **m})
+    return rows
+
+
+def compare(
+    base: TrainConfig,
+    bottlenecks: list[str],
+    seeds: list[int],
+    out_dir: str | Path,
+    *,
+    n_init: int = 10,
+    anchors: bool = True,
+    dataset: Dataset | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train every bottleneck for every seed with ``base``'s budget, evaluate, tabulate.
+
+    Runs go to ``out_dir/<bottleneck>/seed<k>``; a run that already has ``metrics.json``
+    and the same config is reused, so an interrupted comparison can be restarted.
+    Writes ``results.{md,csv,json}`` (mean and std per metric), ``runs.json`` (every
+    run) and ``paired.{md,json}`` (softvq minus each other row, paired by seed).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = dataset if dataset is not None else load_dataset(base.dataset, base.data_dir)
+    rows: list[dict[str, Any]] = []
+    for name in bottlenecks:
+        for seed in seeds:
+            cfg = dataclasses.replace(base, bottleneck=name, seed=seed, plots=base.plots and seed == seeds[0])
+            run_dir = out / name / f"seed{seed}"
+            t0 = time.perf_counter()
+            if _finished(run_dir, cfg.resolved(data.sample_shape)):
+                metrics = rundir.read_json(run_dir / rundir.METRICS)
+                log(f"[{name} seed {seed}] reused {run_dir}")
+            else:
+                train(cfg, run_dir, dataset=data, overwrite=True, progress=progress)
+                metrics = evaluate_run(run_dir, n_init=n_init, seed=seed, dataset=data)
+                metrics["wall_seconds"] = round(time.perf_counter() - t0, 2)
+                _io.write_json(run_dir / rundir.METRICS, metrics)
+                log(f"[{name} seed {seed}] " + ", ".join(f"{k}={metrics[k]:.3f}" for k in TABLE_METRICS[:4] if k in metrics)
+                    + f" ({metrics['wall_seconds']:.0f}s)")
+            rows.append(metrics)
+    if anchors and data.y_test is not None:
+        latent_dim = base.resolved(data.sample_shape).latent_dim
+        assert latent_dim is not None
+        rows += anchor_rows(data, latent_dim, seeds, n_init)
+    summary = tables.summarize(rows, group_key="bottleneck", metrics=[m for m in TABLE_METRICS if any(m in r for r in rows)])
+    metrics_present = [m for m in TABLE_METRICS if any(f"{m}_mean" in s for s in summary)]
+    tables.write_tables(summary, out, stem="results", metrics=metrics_present, lower_is_better=LOWER_IS_BETTER)
+    _io.write_json(out / "runs.json", rows)
+    result: dict[str, Any] = {"summary": summary, "runs": rows, "metrics": metrics_present}
+    if "softvq" in bottlenecks and len(bottlenecks) + (2 if anchors else 0) > 1:
+        paired = tables.paired_differences(rows, reference="softvq", metrics=[m for m in metrics_present if m in TABLE_METRICS[:4]])
+        _io.write_json(out / "paired.json", paired)
+        _io.write_text(out / "paired.md", tables.paired_to_markdown(paired) if hasattr(tables, "paired_to_markdown") else "")
+        result["paired"] = paired
+    return result
+
+
+def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
+    if not (run_dir / rundir.METRICS).exists() or not (run_dir / rundir.CONFIG).exists():
+        return False
+    try:
+        return rundir.read_json(run_dir / rundir.CONFIG) == cfg.to_dict()
+    except SoftVQError:
+        return False

@@ -1,0 +1,176 @@
+"""Training configuration: a plain dataclass that round-trips to JSON (or reads TOML)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from . import _io
+from .errors import ConfigError
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``None`` means "chosen per dataset"
+    (see :meth:`resolved`); the run directory stores the resolved values."""
+
+    # data and model
+    dataset: str = _opt("digits", "dataset name (digits, fashion-mnist, mnist, svhn, cifar10) or a .npz/.npy file")
+    data_dir: Optional[str] = _opt(None, "directory holding the dataset files")
+    bottleneck: str = _opt("softvq", "bottleneck: ae, dae, vae, infodrop, vq, softvq")
+    network: Optional[str] = _opt(None, "encoder/decoder: mlp, conv, small-mlp (default: by dataset)", ("mlp", "conv", "small-mlp"))
+    latent_dim: Optional[int] = _opt(None, "latent size d (total over groups)")
+    num_codes: Optional[int] = _opt(None, "codebook size K (vq, softvq)")
+    groups: int = _opt(1, "split the latent into this many sub-vectors, each quantized")
+    downstream: str = _opt("pre", "latent used for evaluation: pre- or post-quantization", ("pre", "post"))
+    # optimization
+    steps: Optional[int] = _opt(None, "training steps (default: by dataset)")
+    batch_size: int = _opt(64, "batch size")
+    lr: float = _opt(3e-4, "Adam learning rate")
+    seed: int = _opt(0, "random seed (data order, initialization, noise)")
+    device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
+    # quantizer losses (vq and softvq)
+    codebook_weight: float = _opt(1.0, "weight of the codebook term ||z_hat - sg(z)||^2")
+    commitment_weight: float = _opt(0.25, "weight of the commitment term ||z - sg(z_hat)||^2")
+    # soft VQ
+    sigma: str = _opt("learned", "soft VQ sigma", ("fixed", "learned", "learned_per_code", "predicted"))
+    init_sigma: float = _opt(1.0, "initial (or fixed) sigma of soft VQ")
+    sigma_final: Optional[float] = _opt(None, "anneal a fixed sigma geometrically to this value")
+    prior: str = _opt("uniform", "soft VQ prior", ("uniform", "learned"))
+    gradient: str = _opt("straight_through", "soft VQ gradient mode", ("straight_through", "exact"))
+    normalization: str = _opt("gaussian", "soft VQ normalization term", ("gaussian", "reference", "none"))
+    noise_std: float = _opt(0.0, "soft VQ training-time noise on z")
+    # other bottlenecks
+    vq_ema_decay: Optional[float] = _opt(None, "hard VQ: EMA codebook decay (None: gradient updates)")
+    dae_noise_std: float = _opt(0.1, "dae: std of latent noise in training")
+    kl_weight: float = _opt(1e-3, "vae: weight of the KL term")
+    infodrop_weight: float = _opt(1e-2, "infodrop: weight of the information penalty")
+    infodrop_alpha_max: float = _opt(0.7, "infodrop: maximum noise scale alpha")
+    # bookkeeping
+    log_every: int = _opt(50, "record the training curve every N steps")
+    eval_batch_size: int = _opt(2048, "batch size for encoding and evaluation")
+    plots: bool = _opt(True, "write plots into the run directory")
+
+    # -- resolution ------------------------------------------------------------------
+    def resolved(self, sample_shape: tuple[int, ...]) -> "TrainConfig":
+        """Fill per-dataset defaults from the shape of one sample."""
+        image = len(sample_shape) == 3
+        big = image and sample_shape[-1] >= 28
+        rgb = image and sample_shape[0] == 3
+        net = self.network or ("conv" if rgb and big else "mlp" if big else "small-mlp")
+        latent = self.latent_dim or (256 if net == "conv" else 64 if net == "mlp" else 16)
+        codes = self.num_codes or (32 if net == "conv" else 128 if net == "mlp" else 32)
+        steps = self.steps if self.steps is not None else (10_000 if big else 3_000)
+        cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range."""
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
+        positive = ["batch_size", "lr", "init_sigma", "log_every", "eval_batch_size", "groups"]
+        positive += [n for n in ("latent_dim", "num_codes", "steps") if getattr(self, n) is not None]
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.latent_dim is not None and self.latent_dim % self.groups:
+            raise ConfigError(f"latent_dim={self.latent_dim} must be divisible by groups={self.groups}")
+        for name in ("codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.sigma_final is not None and not self.sigma_final > 0:
+            raise ConfigError(f"sigma_final must be positive, got {self.sigma_final!r}")
+        if self.vq_ema_decay is not None and not 0 < self.vq_ema_decay < 1:
+            raise ConfigError(f"vq_ema_decay must lie in (0, 1), got {self.vq_ema_decay!r}")
+
+    # -- files -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Build a config from a mapping, type-checking every value."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of option names to values")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(known)}")
+        hints = typing.get_type_hints(cls)
+        values = {name: coerce(name, value, hints[name], source) for name, value in data.items()}
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON (atomically)."""
+        _io.write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a ``.json`` or ``.toml`` config file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _base_type(tp: Any) -> tuple[type, bool]:
+    """(underlying type, optional?) of an annotation like ``Optional[int]``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return tp, False
+
+
+def coerce(name: str, value: Any, tp: Any, source: str = "config") -> Any:
+    """Check ``value`` against annotation ``tp`` (ints are accepted for floats)."""
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {name} cannot be null")
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is bool and not isinstance(value, bool) or base is not bool and isinstance(value, bool):
+        raise ConfigError(f"{source}: {name} must be of type {base.__name__}, got {value!r}")
+    if not isinstance(value, base):
+        raise ConfigError(f"{source}: {name} must be of type {base.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def parse_value(name: str, text: str, tp: Any) -> Any:
+    """Parse a command-line string into the type of option ``name``."""
+    base, optional = _base_type(tp)
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if base is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return base(text)
+    except ValueError:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected {base.__name__}, got {text!r}") from None

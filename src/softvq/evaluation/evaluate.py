@@ -1,0 +1,106 @@
+"""The evaluation protocol (METHOD section 6) for a run directory or plain features."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _io, run as rundir
+from ..data import Dataset, load_dataset
+from ..errors import SoftVQError
+from .encode import encode_split
+from .metrics import codebook_usage, kmeans_metrics, linear_probe
+
+
+def evaluate_features(
+    z_train: np.ndarray,
+    y_train: np.ndarray | None,
+    z_test: np.ndarray,
+    y_test: np.ndarray | None,
+    *,
+    n_init: int = 10,
+    seed: int = 0,
+    probe: bool = True,
+) -> dict[str, float]:
+    """k-means accuracy/NMI/ARI on ``z_test`` and linear-probe accuracy (train -> test).
+
+    ``z_*`` are ``(N, D)`` features; labels ``(N,)`` ints. Returns ``{}`` without labels.
+    """
+    if y_test is None:
+        return {}
+    metrics: dict[str, float] = {}
+    t0 = time.perf_counter()
+    km = kmeans_metrics(z_test, y_test, n_init=n_init, seed=seed)
+    metrics.update({"kmeans_acc": km["acc"], "nmi": km["nmi"], "ari": km["ari"]})
+    metrics["kmeans_seconds"] = time.perf_counter() - t0
+    if probe and y_train is not None:
+        t0 = time.perf_counter()
+        metrics["probe_acc"] = linear_probe(z_train, y_train, z_test, y_test, seed=seed)
+        metrics["probe_seconds"] = time.perf_counter() - t0
+    return metrics
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    n_init: int = 10,
+    seed: int = 0,
+    dataset: Dataset | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a trained run on its test split and write ``metrics.json``.
+
+    Metrics: ``kmeans_acc``, ``nmi``, ``ari`` (k-means with k = number of classes on
+    the test latents), ``probe_acc`` (softmax classifier trained on the training
+    latents), ``recon_mse_train``/``recon_mse_test`` (per element, input units) and
+    their gap, and for quantizers ``perplexity`` and ``dead_codes`` on the test split.
+    """
+    run_dir = Path(run_dir)
+    model = rundir.load(run_dir)
+    cfg = rundir.load_config(run_dir)
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    meta = rundir.read_json(run_dir / rundir.META)
+    if list(data.sample_shape) != list(meta["sample_shape"]):
+        raise SoftVQError(f"dataset {data.name} has samples of shape {data.sample_shape}, the run was trained on {meta['sample_shape']}")
+    train = encode_split(model, data.x_train, cfg.eval_batch_size)
+    test = encode_split(model, data.x_test, cfg.eval_batch_size)
+    y_train = None if data.y_train is None else data.y_train.numpy()
+    y_test = None if data.y_test is None else data.y_test.numpy()
+    metrics: dict[str, Any] = {"bottleneck": cfg.bottleneck, "seed": cfg.seed, "dataset": data.name}
+    metrics.update(evaluate_features(train.latents, y_train, test.latents, y_test, n_init=n_init, seed=seed))
+    metrics["recon_mse_train"] = float(train.sq_error.mean())
+    metrics["recon_mse_test"] = float(test.sq_error.mean())
+    metrics["recon_gap"] = metrics["recon_mse_test"] - metrics["recon_mse_train"]
+    if test.indices is not None:
+        usage = codebook_usage(test.indices, model.bottleneck.num_codes)
+        metrics["perplexity"] = float(usage["perplexity"])
+        metrics["dead_codes"] = int(usage["dead_codes"])
+    metrics["n_init"] = n_init
+    metrics["num_test"] = int(len(test.latents))
+    if write:
+        _io.write_json(run_dir / rundir.METRICS, metrics)
+    return metrics
+
+
+def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", dataset: Dataset | None = None) -> Path:
+    """Write the downstream latents of a split to ``out_file`` (``.npz`` with ``z``, ``y``)."""
+    if split not in ("train", "test"):
+        raise SoftVQError(f"--split must be train or test, got {split!r}")
+    run_dir, out_file = Path(run_dir), Path(out_file)
+    if out_file.suffix != ".npz":
+        raise SoftVQError(f"--out must end in .npz, got {out_file}")
+    model = rundir.load(run_dir)
+    cfg = rundir.load_config(run_dir)
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    enc = encode_split(model, x, cfg.eval_batch_size)
+    arrays = {"z": enc.latents}
+    if y is not None:
+        arrays["y"] = y.numpy()
+    if enc.indices is not None:
+        arrays["codes"] = enc.indices
+    _io.write_npz(out_file, **arrays)
+    return out_file

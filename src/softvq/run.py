@@ -1,0 +1,108 @@
+"""The run directory: what a training run leaves behind, and how to load it back.
+
+Layout of ``RUN_DIR``::
+
+    config.json      resolved TrainConfig (``softvq train --config RUN_DIR/config.json`` reruns it)
+    meta.json        sample shape, output activation, pixel variance, labels, timings
+    model.pt         model state dict (load with ``torch.load(..., weights_only=True)``)
+    checkpoint.pt    model + optimizer + RNG + step + curve, for ``--resume``
+    history.csv      the training curve
+    metrics.json     written by ``softvq evaluate``
+    *.png            plots
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import _io
+from .bottlenecks import build_bottleneck
+from .config import TrainConfig
+from .errors import SoftVQError
+from .model import Autoencoder
+from .networks import build_networks
+
+CONFIG, META, MODEL, CHECKPOINT, HISTORY, METRICS = (
+    "config.json", "meta.json", "model.pt", "checkpoint.pt", "history.csv", "metrics.json",
+)
+
+
+def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], output: str = "sigmoid") -> Autoencoder:
+    """Build the autoencoder a resolved config describes."""
+    assert cfg.network is not None and cfg.latent_dim is not None
+    encoder, decoder, features = build_networks(cfg.network, sample_shape, cfg.latent_dim, output)
+    return Autoencoder(encoder, build_bottleneck(cfg.bottleneck, features, cfg), decoder)  # type: ignore[arg-type]
+
+
+def safe_torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with a clear error for unsafe or corrupt files."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SoftVQError(f"{path} not found") from None
+    except pickle.UnpicklingError as exc:
+        raise SoftVQError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint (it would need to run code "
+            f"when unpickled, or it is corrupt). Details: {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise SoftVQError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+
+
+def read_json(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SoftVQError(f"{path} not found: is {path.parent} a softvq run directory?") from None
+    except json.JSONDecodeError as exc:
+        raise SoftVQError(f"{path} is not valid JSON: {exc}") from None
+
+
+def save_history(path: Path, rows: list[dict[str, float]]) -> None:
+    """Write the training curve as CSV (columns: union of keys, ``step`` first)."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    _io.write_text(path, buf.getvalue())
+
+
+def load_history(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def load_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config of a run."""
+    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG), source=str(Path(run_dir) / CONFIG))
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Autoencoder:
+    """Load a trained model from a run directory, in eval mode.
+
+    The weights are read with ``weights_only=True``; the architecture is rebuilt from
+    ``config.json`` and ``meta.json``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise SoftVQError(f"run directory {run_dir} does not exist")
+    cfg = load_config(run_dir)
+    meta = read_json(run_dir / META)
+    model = build_model(cfg, tuple(meta["sample_shape"]), meta["output"])
+    state = safe_torch_load(run_dir / MODEL)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise SoftVQError(f"{run_dir / MODEL} does not match the architecture in {run_dir / CONFIG}: {str(exc).splitlines()[0]}") from None
+    return model.to(device).eval()
