@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import TrainConfig, parse_value
-from .errors import SoftVQError
+from .errors import ConfigError, SoftVQError
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
@@ -24,9 +24,19 @@ def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] 
         help_text = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
         group.add_argument(
             f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
-            type=lambda text, n=f.name: parse_value(n, text, hints[n]),
-            choices=None, help=help_text,
+            type=_flag_parser(f.name, hints[f.name]), help=help_text,
         )
+
+
+def _flag_parser(name: str, tp: object):
+    """argparse ``type=`` callable with our message (argparse hides ValueError text)."""
+    def parse(text: str) -> object:
+        try:
+            return parse_value(name, text, tp)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    parse.__name__ = tp.__name__ if isinstance(tp, type) else name
+    return parse
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -91,6 +101,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .reporting.html import build_report
+
+    print(f"report written to {build_report(args.dir, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softvq", description="Soft VQ-VAE and baseline bottlenecks: train, evaluate, compare.")
     parser.add_argument("--version", action="version", version="softvq 0.1.0")
@@ -130,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_config_flags(p, exclude=("bottleneck", "seed"))
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="write one self-contained HTML report of a run or comparison directory")
+    p.add_argument("dir", metavar="DIR", help="run directory (softvq train) or comparison directory (softvq compare)")
+    p.add_argument("--out", metavar="FILE.html", help="output file (default: DIR/report.html)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

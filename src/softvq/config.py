@@ -39,6 +39,7 @@ class TrainConfig:
     lr: float = _opt(3e-4, "Adam learning rate")
     seed: int = _opt(0, "random seed (data order, initialization, noise)")
     device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
+    threads: Optional[int] = _opt(None, "CPU threads for torch (default: torch's choice)")
     # quantizer losses (vq and softvq)
     codebook_weight: float = _opt(1.0, "weight of the codebook term ||z_hat - sg(z)||^2")
     commitment_weight: float = _opt(0.25, "weight of the commitment term ||z - sg(z_hat)||^2")
@@ -83,7 +84,7 @@ class TrainConfig:
             if choices and value is not None and value not in choices:
                 raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         positive = ["batch_size", "lr", "init_sigma", "log_every", "eval_batch_size", "groups"]
-        positive += [n for n in ("latent_dim", "num_codes", "steps") if getattr(self, n) is not None]
+        positive += [n for n in ("latent_dim", "num_codes", "steps", "threads") if getattr(self, n) is not None]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

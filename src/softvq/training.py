@@ -131,6 +131,8 @@ def train(
     _prepare_out_dir(out, cfg, resume, overwrite)
     assert cfg.steps is not None
 
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = rundir.build_model(cfg, data.sample_shape, data.output).to(device)
@@ -186,7 +188,7 @@ def train(
             opt.step()
 
             for k, v in {"loss": loss, "recon": recon, "reg": out_.bottleneck.loss, **out_.bottleneck.logs}.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
             count += 1
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:

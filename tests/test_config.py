@@ -1,0 +1,67 @@
+"""TrainConfig: round trips, type checks, per-dataset resolution."""
+
+import json
+import typing
+
+import pytest
+
+from softvq import ConfigError, TrainConfig
+from softvq.config import parse_value
+
+
+def test_json_round_trip(tmp_path):
+    cfg = TrainConfig(bottleneck="vq", latent_dim=32, lr=1e-3, vq_ema_decay=0.99, plots=False)
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+
+
+def test_toml_file(tmp_path):
+    (tmp_path / "c.toml").write_text('bottleneck = "vae"\nkl_weight = 1\nsteps = 10\n')
+    cfg = TrainConfig.load(tmp_path / "c.toml")
+    assert (cfg.bottleneck, cfg.kl_weight, cfg.steps) == ("vae", 1.0, 10)
+
+
+def test_unknown_key_is_named(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"latent_dims": 3}))
+    with pytest.raises(ConfigError, match="unknown option.*latent_dims"):
+        TrainConfig.load(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("key, value", [("steps", "100"), ("lr", "fast"), ("plots", 1), ("batch_size", 3.5), ("seed", None)])
+def test_wrong_type_is_named(tmp_path, key, value):
+    (tmp_path / "c.json").write_text(json.dumps({key: value}))
+    with pytest.raises(ConfigError, match=key):
+        TrainConfig.load(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("kw, name", [({"batch_size": 0}, "batch_size"), ({"sigma": "big"}, "sigma"),
+                                      ({"latent_dim": 10, "groups": 3}, "divisible"), ({"lr": -1.0}, "lr")])
+def test_invalid_values(kw, name):
+    with pytest.raises(ConfigError, match=name):
+        TrainConfig(**kw).validate()
+
+
+def test_broken_file(tmp_path):
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrainConfig.load(tmp_path / "c.json")
+    with pytest.raises(ConfigError, match="cannot read"):
+        TrainConfig.load(tmp_path / "missing.json")
+
+
+def test_resolution_by_sample_shape():
+    assert TrainConfig().resolved((1, 28, 28)).network == "mlp"
+    assert TrainConfig().resolved((1, 28, 28)).latent_dim == 64
+    assert TrainConfig().resolved((3, 32, 32)).network == "conv"
+    small = TrainConfig().resolved((1, 8, 8))
+    assert small.network == "small-mlp" and small.latent_dim == 16
+    assert TrainConfig(latent_dim=7).resolved((5,)).latent_dim == 7
+
+
+def test_parse_value_from_command_line():
+    hints = typing.get_type_hints(TrainConfig)
+    assert parse_value("vq_ema_decay", "none", hints["vq_ema_decay"]) is None
+    assert parse_value("vq_ema_decay", "0.9", hints["vq_ema_decay"]) == 0.9
+    assert parse_value("plots", "false", hints["plots"]) is False
+    with pytest.raises(ConfigError, match="--steps: expected int"):
+        parse_value("steps", "ten", hints["steps"])
