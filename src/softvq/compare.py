@@ -101,7 +101,7 @@ def compare(
     if "softvq" in bottlenecks and len(bottlenecks) + (2 if anchors else 0) > 1:
         paired = tables.paired_differences(rows, reference="softvq", metrics=[m for m in metrics_present if m in TABLE_METRICS[:4]])
         _io.write_json(out / "paired.json", paired)
-        _io.write_text(out / "paired.md", tables.paired_to_markdown(paired) if hasattr(tables, "paired_to_markdown") else "")
+        _io.write_text(out / "paired.md", tables.paired_to_markdown(paired))
         result["paired"] = paired
     return result
 

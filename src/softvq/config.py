@@ -43,6 +43,9 @@ class TrainConfig:
     # quantizer losses (vq and softvq)
     codebook_weight: float = _opt(1.0, "weight of the codebook term ||z_hat - sg(z)||^2")
     commitment_weight: float = _opt(0.25, "weight of the commitment term ||z - sg(z_hat)||^2")
+    codebook_init: str = _opt("random", "codebook init: random (normal), or kmeans on encoder outputs when the quantizer switches on", ("random", "kmeans"))
+    warmup_steps: int = _opt(0, "vq/softvq: train as a plain AE for this many steps before quantizing")
+    dead_code_restart: int = _opt(0, "vq/softvq: every N steps, restart codewords unused since the last check (0: off)")
     # soft VQ
     sigma: str = _opt("learned", "soft VQ sigma", ("fixed", "learned", "learned_per_code", "predicted"))
     init_sigma: float = _opt(1.0, "initial (or fixed) sigma of soft VQ")
@@ -90,7 +93,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.latent_dim is not None and self.latent_dim % self.groups:
             raise ConfigError(f"latent_dim={self.latent_dim} must be divisible by groups={self.groups}")
-        for name in ("codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
+        for name in ("warmup_steps", "dead_code_restart", "codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.sigma_final is not None and not self.sigma_final > 0:

@@ -18,7 +18,11 @@ from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .errors import SoftVQError
 from .model import Autoencoder
-from .quantizers import SoftVQ
+from .bottlenecks import Quantized
+from .quantizers import SoftVQ, kmeans_init, restart_dead_codes
+
+#: training samples whose latents seed the k-means codebook initialization
+KMEANS_INIT_SAMPLES = 4096
 
 __version__ = "0.1.0"
 
@@ -43,6 +47,14 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
 def recon_loss(x_hat: torch.Tensor, x: torch.Tensor, pixel_var: float) -> torch.Tensor:
     """Mean squared error divided by the variance of the training data (reference code)."""
     return F.mse_loss(x_hat, x) / pixel_var
+
+
+@torch.no_grad()
+def _init_codebook(bottleneck: Quantized, model: Autoencoder, x: torch.Tensor, seed: int) -> None:
+    """k-means on the code vectors of a fixed random sample of training inputs."""
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:KMEANS_INIT_SAMPLES]
+    z = torch.cat([bottleneck.code_vectors(model.encoder(x[idx[i : i + 1024]])) for i in range(0, len(idx), 1024)])
+    kmeans_init(bottleneck.quantizer, z.reshape(-1, z.shape[-1]), seed=seed)
 
 
 def _sigma_at(cfg: TrainConfig, step: int) -> float:
@@ -163,6 +175,11 @@ def train(
     quantizer = getattr(model.bottleneck, "quantizer", None)
     anneal = isinstance(quantizer, SoftVQ) and cfg.sigma == "fixed" and cfg.sigma_final is not None
 
+    qb = model.bottleneck if isinstance(model.bottleneck, Quantized) else None
+    if qb is not None:
+        qb.bypass = start < cfg.warmup_steps
+    usage = torch.zeros(qb.num_codes if qb is not None else 1, dtype=torch.long)
+
     model.train()
     sums: dict[str, float] = {}
     count, last_checkpoint = 0, start
@@ -173,6 +190,10 @@ def train(
         for step in bar:
             if anneal:
                 quantizer.set_sigma(_sigma_at(cfg, step))  # type: ignore[union-attr]
+            if qb is not None and step == cfg.warmup_steps:
+                qb.bypass = False
+                if cfg.codebook_init == "kmeans":
+                    _init_codebook(qb, model, x_train, cfg.seed)
             x = x_train[batch_indices(step, len(x_train), cfg.batch_size, cfg.seed).to(device)]
             out_ = model(x)
             recon = recon_loss(out_.x_hat, x, pixel_var)
@@ -186,6 +207,13 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if qb is not None and not qb.bypass and cfg.dead_code_restart:
+                usage += torch.bincount(out_.bottleneck.indices.flatten().cpu(), minlength=len(usage))
+                if (step + 1) % cfg.dead_code_restart == 0:
+                    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+                    z = qb.code_vectors(model.encoder(x)).detach()
+                    sums["restarted"] = sums.get("restarted", 0.0) + restart_dead_codes(qb.quantizer, z, usage, gen)
+                    usage.zero_()
 
             for k, v in {"loss": loss, "recon": recon, "reg": out_.bottleneck.loss, **out_.bottleneck.logs}.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)

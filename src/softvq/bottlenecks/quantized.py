@@ -50,11 +50,20 @@ class Quantized(Bottleneck):
         self.proj = nn.Linear(in_features, latent_dim)
         predicted = isinstance(quantizer, SoftVQ) and quantizer.sigma_mode == "predicted"
         self.sigma_head = nn.Linear(in_features, groups * quantizer.num_codes) if predicted else None
+        #: while True the quantizer is skipped (a plain AE warm-up before k-means init)
+        self.bypass = False
+
+    def code_vectors(self, h: torch.Tensor) -> torch.Tensor:
+        """The vectors the quantizer sees: ``(..., groups, code_dim)``."""
+        z = self.proj(h)
+        return z.reshape(*h.shape[:-1], self.groups, self.quantizer.code_dim)
 
     def forward(self, h: torch.Tensor) -> BottleneckOutput:
         self._check_features(h)
         lead = h.shape[:-1]
         z = self.proj(h)
+        if self.bypass:
+            return BottleneckOutput(z_dec=z, latent=z, loss=z.new_zeros(()))
         zg = z.reshape(*lead, self.groups, self.quantizer.code_dim)
         if self.sigma_head is not None:
             log_sigma = self.sigma_head(h).reshape(*lead, self.groups, self.num_codes)
