@@ -71,7 +71,7 @@ def compare(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = dataset if dataset is not None else load_dataset(base.dataset, base.data_dir)
+    data = dataset if dataset is not None else load_dataset(base.dataset, base.data_dir, validation=base.validation)
     rows: list[dict[str, Any]] = []
     for name in bottlenecks:
         for seed in seeds:

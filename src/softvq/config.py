@@ -27,6 +27,7 @@ class TrainConfig:
     # data and model
     dataset: str = _opt("digits", "dataset name (digits, fashion-mnist, mnist, svhn, cifar10) or a .npz/.npy file")
     data_dir: Optional[str] = _opt(None, "directory holding the dataset files")
+    validation: bool = _opt(False, "evaluate on a 10% validation split of the training set (for choosing settings; test labels unused)")
     bottleneck: str = _opt("softvq", "bottleneck: ae, dae, vae, infodrop, vq, softvq")
     network: Optional[str] = _opt(None, "encoder/decoder: mlp, conv, small-mlp (default: by dataset)", ("mlp", "conv", "small-mlp"))
     latent_dim: Optional[int] = _opt(None, "latent size d (total over groups)")

@@ -138,7 +138,7 @@ def train(
     out = Path(out_dir)
     if resume:
         config = rundir.load_config(out)
-    data = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    data = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir, validation=config.validation)
     cfg = config.resolved(data.sample_shape)
     _prepare_out_dir(out, cfg, resume, overwrite)
     assert cfg.steps is not None

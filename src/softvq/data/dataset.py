@@ -68,6 +68,24 @@ class Dataset:
         """True when samples are images (x is 4-D)."""
         return self.x_train.dim() == 4
 
+    def validation_split(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":
+        """A new Dataset whose test split is a held-out ``fraction`` of the training set.
+
+        Stratified by label when labels exist. The real test split is dropped, so
+        choices made on this dataset never see the test labels.
+        """
+        from sklearn.model_selection import train_test_split
+
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+        idx = torch.arange(len(self.x_train)).numpy()
+        strat = None if self.y_train is None else self.y_train.numpy()
+        tr, va = train_test_split(idx, test_size=fraction, random_state=seed, stratify=strat)
+        tr, va = torch.as_tensor(tr), torch.as_tensor(va)
+        pick = lambda t, i: None if t is None else t[i]  # noqa: E731
+        return Dataset(f"{self.name}:validation", self.x_train[tr], pick(self.y_train, tr),
+                       self.x_train[va], pick(self.y_train, va), self.output, self.class_names)
+
     def __repr__(self) -> str:
         return (
             f"Dataset(name={self.name!r}, train={tuple(self.x_train.shape)}, "

@@ -26,15 +26,23 @@ _USER_SUFFIXES = (".npz", ".npy")
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
-                 cache_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:
+                 cache_dir: str | os.PathLike | None = None, download: bool = True,
+                 validation: bool = False) -> Dataset:
     """Load a registered dataset by name, or a user's .npz / .npy file by path.
 
     ``name`` is a file path when it ends in .npz/.npy or names an existing file.
     ``data_dir``: folder holding the dataset's files (no download, no checksum).
     ``cache_dir``: cache root (default ``$SOFTVQ_CACHE`` or ``~/.cache/softvq``);
     files go to ``<root>/<name>/``. ``download=False`` never touches the network.
+    ``validation=True`` returns :meth:`Dataset.validation_split` (10% of the
+    training set, stratified, as the evaluation split; the test split is dropped).
     Raises DataError for unknown names and every data problem.
     """
+    data = _load(name, data_dir, cache_dir, download)
+    return data.validation_split() if validation else data
+
+
+def _load(name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None, download: bool) -> Dataset:
     name = str(name)
     if name.lower().endswith(_USER_SUFFIXES) or Path(name).expanduser().is_file():
         return load_user_file(name)

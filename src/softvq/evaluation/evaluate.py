@@ -61,7 +61,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
     meta = rundir.read_json(run_dir / rundir.META)
     if list(data.sample_shape) != list(meta["sample_shape"]):
         raise SoftVQError(f"dataset {data.name} has samples of shape {data.sample_shape}, the run was trained on {meta['sample_shape']}")
@@ -94,7 +94,7 @@ def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", da
         raise SoftVQError(f"--out must end in .npz, got {out_file}")
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     enc = encode_split(model, x, cfg.eval_batch_size)
     arrays = {"z": enc.latents}
