@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import typing
 from pathlib import Path
 from typing import Sequence
 
+from . import _io
 from .config import TrainConfig, parse_value
 from .errors import ConfigError, SoftVQError
 
@@ -39,8 +41,10 @@ def _flag_parser(name: str, tp: object):
     return parse
 
 
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    base = TrainConfig.load(args.config) if getattr(args, "config", None) else TrainConfig()
+def _config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    if getattr(args, "config", None):
+        base = TrainConfig.load(args.config)
+    base = base or TrainConfig()
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     cfg = dataclasses.replace(base, **overrides)
     cfg.validate()
@@ -89,12 +93,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare, parse_bottlenecks
     from .reporting import tables
 
-    names = parse_bottlenecks(args.bottlenecks)
-    if args.seeds < 1:
-        raise SoftVQError(f"--seeds must be at least 1, got {args.seeds}")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    result = compare(_config_from_args(args), names, seeds, args.out, n_init=args.n_init,
-                     anchors=not args.no_anchors, progress=not args.quiet)
+    from .presets import PRESETS, Preset
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise SoftVQError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    preset = PRESETS[args.preset] if args.preset else Preset("")
+    names = parse_bottlenecks(args.bottlenecks or preset.bottlenecks)
+    n_seeds = args.seeds if args.seeds is not None else preset.seeds
+    n_init = args.n_init if args.n_init is not None else preset.n_init
+    if n_seeds < 1:
+        raise SoftVQError(f"--seeds must be at least 1, got {n_seeds}")
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
+    cfg = _config_from_args(args, TrainConfig.from_dict(preset.config))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _io.write_text(out / "command.txt", "softvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
+    result = compare(cfg, names, seeds, out, n_init=n_init, anchors=not args.no_anchors, progress=not args.quiet)
     print()
     print(tables.format_terminal(result["summary"], result["metrics"]))
     print(f"\ntables written to {Path(args.out) / 'results.md'} (.csv, .json)")
@@ -137,12 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("compare", help="train and evaluate several bottlenecks over seeds; write tables")
-    p.add_argument("--bottlenecks", default="all", help="'all' or a comma-separated list (default: all)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    p.add_argument("--preset", help="a named protocol: digits, fashion-mnist, fashion-mnist-quick (flags override it)")
+    p.add_argument("--bottlenecks", default=None, help="'all' or a comma-separated list (default: all)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 3)")
     p.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--config", metavar="FILE", help="base config for every run (flags override it)")
-    p.add_argument("--n-init", type=int, default=10, help="k-means restarts (default: 10)")
+    p.add_argument("--n-init", type=int, default=None, help="k-means restarts (default: 10)")
     p.add_argument("--no-anchors", action="store_true", help="skip the raw-pixel and PCA rows")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_config_flags(p, exclude=("bottleneck", "seed"))
