@@ -20,7 +20,8 @@ from .reporting import tables
 from .training import train
 
 #: metrics shown in tables, in order; lower is better for the last group
-TABLE_METRICS = ["kmeans_acc", "nmi", "ari", "probe_acc", "recon_mse_train", "recon_mse_test", "recon_gap", "perplexity", "dead_codes"]
+TABLE_METRICS = ["kmeans_acc", "nmi", "ari", "probe_acc", "recon_mse_train", "recon_mse_test", "recon_gap",
+                 "perplexity", "dead_codes", "code_acc", "code_nmi"]
 LOWER_IS_BETTER = {"recon_mse_train", "recon_mse_test", "recon_gap", "dead_codes"}
 ANCHORS = ("raw", "pca")
 

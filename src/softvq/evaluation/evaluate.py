@@ -12,7 +12,9 @@ from .. import _io, run as rundir
 from ..data import Dataset, load_dataset
 from ..errors import SoftVQError
 from .encode import encode_split
-from .metrics import codebook_usage, kmeans_metrics, linear_probe
+from sklearn.metrics import normalized_mutual_info_score
+
+from .metrics import clustering_accuracy, codebook_usage, kmeans_metrics, linear_probe
 
 
 def evaluate_features(
@@ -56,7 +58,9 @@ def evaluate_run(
     Metrics: ``kmeans_acc``, ``nmi``, ``ari`` (k-means with k = number of classes on
     the test latents), ``probe_acc`` (softmax classifier trained on the training
     latents), ``recon_mse_train``/``recon_mse_test`` (per element, input units) and
-    their gap, and for quantizers ``perplexity`` and ``dead_codes`` on the test split.
+    their gap, and for quantizers ``perplexity`` and ``dead_codes`` on the test split and,
+    with one group, ``code_acc``/``code_nmi``: the most probable code used as the cluster
+    (accuracy counts clusters beyond the number of classes as errors).
     """
     run_dir = Path(run_dir)
     model = rundir.load(run_dir)
@@ -78,6 +82,10 @@ def evaluate_run(
         usage = codebook_usage(test.indices, model.bottleneck.num_codes)
         metrics["perplexity"] = float(usage["perplexity"])
         metrics["dead_codes"] = int(usage["dead_codes"])
+        if y_test is not None and test.indices.shape[1] == 1:
+            # The posterior itself as a clustering (one group): codes are clusters.
+            metrics["code_acc"] = clustering_accuracy(y_test, test.indices[:, 0])
+            metrics["code_nmi"] = float(normalized_mutual_info_score(y_test, test.indices[:, 0]))
     metrics["n_init"] = n_init
     metrics["num_test"] = int(len(test.latents))
     if write:
