@@ -9,17 +9,18 @@ from torch import nn
 
 from ._checks import check_latents, check_nonnegative_float, check_positive_float, check_positive_int
 from .output import QuantizerOutput
-from .posterior import perplexity
+from .posterior import default_chunk_rows, perplexity
 
 
 def nearest_codes(z: torch.Tensor, codebook: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
     """Indices ``(N,)`` of the nearest codeword (squared Euclidean) for ``z`` ``(N, d)``.
 
-    Uses ``argmax(z.e - ||e||^2 / 2)``: one GEMM, no ``(N, K, d)`` tensor.
+    Uses ``argmax(z.e - ||e||^2 / 2)``: one GEMM (the norm term folded in as its bias), no
+    ``(N, K, d)`` tensor. ``chunk_size`` rows at a time (None: the soft quantizer's default).
     """
     half_sq = 0.5 * codebook.pow(2).sum(-1)
-    step = chunk_size or max(z.shape[0], 1)
-    parts = [(z[i : i + step] @ codebook.t() - half_sq).argmax(-1) for i in range(0, z.shape[0], step)]
+    step = chunk_size or default_chunk_rows(codebook.shape[0], z.shape[0])
+    parts = [torch.addmm(half_sq, z[i : i + step], codebook.t(), beta=-1).argmax(-1) for i in range(0, z.shape[0], step)]
     return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long, device=z.device)
 
 
@@ -70,7 +71,8 @@ class VQ(nn.Module):
         lead = z.shape[:-1]
         flat = z.reshape(-1, self.code_dim)
         indices = nearest_codes(flat.detach(), self.codebook.detach(), self.chunk_size)
-        probs = F.one_hot(indices, self.num_codes).to(flat.dtype)
+        # One-hot rows written straight in flat's dtype (F.one_hot would build an int64 copy).
+        probs = flat.new_zeros(flat.shape[0], self.num_codes).scatter_(1, indices[:, None], 1.0)
         if self.training and self.ema_decay is not None:
             self._ema_update(flat.detach(), probs)
         e = self.codebook[indices]

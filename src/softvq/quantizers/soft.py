@@ -153,12 +153,14 @@ class SoftVQ(nn.Module):
         # Straight-through: the posterior is a function of sg(z), so the codebook term
         # trains codebook/sigma/prior only and the encoder gets gradient through z_q.
         z_in = flat if self.gradient == "exact" else flat.detach()
-        probs, z_hat = soft_assign(
-            z_in, self.codebook, self._floored(log_sigma), self.log_prior(), self.normalization, self.chunk_size
+        # The floor is applied inside soft_assign (same values and gradients as
+        # self._floored), which avoids an (N, K) copy of a predicted log-sigma.
+        probs, z_hat, indices = soft_assign(
+            z_in, self.codebook, log_sigma, self.log_prior(), self.normalization, self.chunk_size,
+            log_sigma_bounds=(math.log(self.min_sigma), math.log(self.max_sigma)), return_indices=True,
         )
         codebook_loss = F.mse_loss(z_hat, flat.detach())
         commitment_loss = F.mse_loss(flat, z_hat.detach())
-        indices = probs.argmax(dim=-1)
         if not self.training and self.eval_output == "hard":
             z_out = self.codebook[indices]
         else:
