@@ -10,6 +10,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import entropy
 from sklearn.cluster import KMeans
@@ -118,7 +120,7 @@ def linear_probe(
     z_test: Any,
     y_test: Any,
     seed: int = 0,
-    max_iter: int = 500,
+    max_iter: int = 100,
     C: float = 1.0,
 ) -> float:
     """Test accuracy of a softmax classifier (lbfgs) on standardized latents.
@@ -137,11 +139,36 @@ def linear_probe(
     if len(np.unique(y_train)) < 2:
         raise MetricInputError("y_train needs at least 2 distinct classes for a linear probe")
     scaler = StandardScaler().fit(z_train)
-    clf = LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(scaler.transform(z_train), y_train)
-    return float(clf.score(scaler.transform(z_test), y_test))
+    classes, y_idx = np.unique(y_train, return_inverse=True)
+    weight, bias = _fit_softmax(scaler.transform(z_train), y_idx, len(classes), C, max_iter, seed)
+    logits = torch.from_numpy(scaler.transform(z_test)).float() @ weight + bias
+    pred = classes[logits.argmax(1).numpy()]
+    return float((pred == y_test).mean())
+
+
+def _fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, C: float, max_iter: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression, the objective of scikit-learn's
+    ``LogisticRegression(C=C)`` (summed cross-entropy + ``||W||^2 / 2``, bias free),
+    minimized by full-batch L-BFGS in torch. Measured 10-100x faster than
+    scikit-learn's lbfgs on 60,000 latents (docs/performance.md), same accuracy.
+    """
+    torch.manual_seed(seed)
+    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).long()
+    n = len(xt)
+    weight = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    bias = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
+                            tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        # divided by n: the same minimizer, better scaled for the line search
+        loss = F.cross_entropy(xt @ weight + bias, yt) + weight.pow(2).sum() / (2 * C * n)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return weight.detach(), bias.detach()
 
 
 def codebook_usage_from_counts(counts: Any) -> dict[str, Any]:
