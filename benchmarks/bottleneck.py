@@ -18,8 +18,8 @@ For each shape ``(batch N, num_codes K, code_dim d)`` it times one training-styl
 
 Timing: all cases of a shape run round-robin (the order shuffled every round), so each
 round sees the same machine load; the reported ratios are medians over rounds of the
-per-round ratios. Peak memory: one extra step of each case runs under
-``torch.profiler.profile(profile_memory=True)``; replaying its allocation and free events
+per-round ratios. Peak memory: one extra step of each case (the warm-up step at the
+large shapes) runs under ``torch.profiler.profile(profile_memory=True)``; replaying its allocation and free events
 in time order gives the peak of live bytes allocated during the step (inputs and
 parameters exist beforehand and are not counted; gradients are reset to None before each
 step, so they are). It is reported in MiB and in units of ``N * K * 4`` bytes (one float32
@@ -145,7 +145,9 @@ def peak_bytes(step: Callable[[], None]) -> int:
     return peak
 
 
-def run_shape(n: int, k: int, d: int, repeats: int, chunk_size: int | None, memory: bool, only: list[str] | None) -> dict:
+def run_shape(n: int, k: int, d: int, repeats: int, chunk_size: int | None, memory: bool, only: list[str] | None,
+              warm_by_memory_pass: bool = False) -> dict:
+    """Time every case round-robin; ``warm_by_memory_pass``: the profiled step is the warm-up."""
     cases: dict[str, Callable[[], None]] = {}
     floors = {"floor-st": floor_case(n, k, d, "st"), "floor-exact": floor_case(n, k, d, "exact"), "floor-vq": floor_case(n, k, d, "vq")}
     for sigma in SIGMAS:
@@ -158,8 +160,14 @@ def run_shape(n: int, k: int, d: int, repeats: int, chunk_size: int | None, memo
     if only:
         cases = {name: f for name, f in cases.items() if any(o in name for o in only) or name == "vector-quantize-pytorch"}
     allcases = {**floors, **cases}
-    for f in allcases.values():  # warm up (allocator, thread pool, first-call paths)
-        f()
+    peaks: dict[str, int] = {}
+    for name, f in allcases.items():  # warm-up (allocator, thread pool, first-call paths) ...
+        if not warm_by_memory_pass:
+            f()
+        if memory and not name.startswith("floor"):  # ... and the peak-memory step
+            peaks[name] = peak_bytes(f)
+        elif warm_by_memory_pass:
+            f()
     times: dict[str, list[float]] = {name: [] for name in allcases}
     rng = random.Random(0)
     names = list(allcases)
@@ -180,9 +188,9 @@ def run_shape(n: int, k: int, d: int, repeats: int, chunk_size: int | None, memo
             "x_floor": None if name.startswith("floor") else statistics.median(a / b for a, b in zip(ts, times[floor])),
             "x_vqpt": None if ref is None or name.startswith("floor") else statistics.median(a / b for a, b in zip(ts, ref)),
         }
-        if memory and not name.startswith("floor"):
-            row["peak_bytes"] = peak_bytes(allcases[name])
-            row["peak_x_nk4"] = row["peak_bytes"] / (n * k * 4)
+        if name in peaks:
+            row["peak_bytes"] = peaks[name]
+            row["peak_x_nk4"] = peaks[name] / (n * k * 4)
         rows.append(row)
     return {"shape": [n, k, d], "repeats": repeats, "rows": rows}
 
@@ -236,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         big = n * k > 2**22
         repeats = args.repeats or ((1 if big else 5) if args.quick else (2 if big else 15))
         only = args.only.split(",") if args.only else None
-        result = run_shape(n, k, d, repeats, args.chunk_size, not args.no_memory, only)
+        result = run_shape(n, k, d, repeats, args.chunk_size, not args.no_memory, only, warm_by_memory_pass=big)
         results.append(result)
         print_table(result)
     info["loadavg_end"] = os.getloadavg()

@@ -16,16 +16,18 @@ Two implementations compute the same function:
 - :func:`posterior_logits` (+ softmax under autograd) is the readable reference. It
   handles every input, including the absurd ones where the row scaling and the cap bind.
 - A fused kernel (:class:`_FusedSoftAssign`, a ``torch.autograd.Function``) is used
-  whenever neither the row scaling nor the cap changes the result: ``|z|, |e| <=
-  FUSED_ABS_MAX`` and ``log s - 2 log sigma`` (shared sigma) or ``2 log s - 2 log sigma``
-  (otherwise) stays at or below ``LOG_SCALE_MAX`` for every entry. It works through the
-  rows in chunks, folds every norm, sigma and prior term into the GEMMs (the logits are one
-  ``addmm``), writes the softmax straight into the output, saves only ``probs`` and
-  ``z_hat`` for backward, and computes the gradients w.r.t. ``z``, the codebook, the
-  log-sigmas and the log-prior analytically (see :meth:`_FusedSoftAssign.backward`).
+  whenever neither the row scaling nor the cap changes the result (see
+  :func:`_fused_plan`): ``|z|, |e| <= FUSED_ABS_MAX``, ``log s - 2 log sigma`` (shared
+  sigma) or ``2 log s - 2 log sigma`` (otherwise) at or below ``LOG_SCALE_MAX`` for every
+  entry, and ``log sigma <= FUSED_LOG_SIGMA_MAX``. It works through the rows in chunks
+  (:func:`default_chunk_rows`), folds the norm, sigma, normalization and prior terms into
+  the logit GEMM, writes softmax and argmax straight into the outputs while a chunk is in
+  cache, saves only the inputs, ``probs`` and ``z_hat`` for backward, and computes the
+  gradients w.r.t. ``z``, the codebook, the log-sigmas and the log-prior analytically.
   Memory: the ``(N, K)`` output plus a few ``(rows, K)`` chunk buffers (plus the
   ``(N, K)`` gradient of a predicted log-sigma); time: the GEMMs plus about four passes
-  over ``(N, K)`` for a shared or per-codeword sigma.
+  over ``(N, K)`` (softmax, argmax, one multiply in backward) for a shared or per-codeword
+  sigma.
 """
 
 from __future__ import annotations
@@ -50,13 +52,13 @@ FUSED_ABS_MAX = float(2**20)
 FUSED_LOG_SIGMA_MAX = 30.0
 
 #: Default chunking (``chunk_size=None``): about ``CHUNK_ELEMENTS`` ``rows x K`` elements
-#: (512 KiB of float32, a core's L2 cache) per chunk, at least ``MIN_CHUNK_ROWS`` rows (GEMMs
-#: stay efficient), and at most ``MAX_CHUNKS`` chunks per call (each chunk costs a few
-#: dozen operator launches). Each chunk buffer therefore holds at most
-#: ``max(CHUNK_ELEMENTS, MIN_CHUNK_ROWS * K, N * K / MAX_CHUNKS)`` elements.
-CHUNK_ELEMENTS = 1 << 17
+#: (2 MiB of float32) per chunk, at least ``MIN_CHUNK_ROWS`` rows (the GEMMs stay
+#: efficient), and at most ``MAX_CHUNKS`` chunks per call (each chunk launches a dozen or
+#: more operators, which costs time on a busy machine). A chunk buffer thus holds at most
+#: ``max(CHUNK_ELEMENTS, MIN_CHUNK_ROWS * K, ceil(N / MAX_CHUNKS) * K)`` elements.
+CHUNK_ELEMENTS = 1 << 19
 MIN_CHUNK_ROWS = 128
-MAX_CHUNKS = 16
+MAX_CHUNKS = 8
 
 
 def default_chunk_rows(num_codes: int, batch: int | None = None) -> int:
@@ -162,19 +164,24 @@ class _FusedSoftAssign(torch.autograd.Function):
 
     Valid when neither the row scaling nor the LOG_SCALE_MAX cap of :func:`posterior_logits`
     binds (checked by :func:`_fused_plan`). With ``w = sigma^-2``, ``c`` the normalization
-    coefficient and ``a = [z, 1, |z|^2]`` (built chunk by chunk), the logits are one GEMM:
+    coefficient and ``a = [z, 1, |z|^2]``, the logits of a chunk are one GEMM:
 
     - shared:     ``L = z (w E)^T + (lp - w |e|^2 / 2)``                       (addmm)
     - per code:   ``L = a [w E, lp - w |e|^2 / 2 + c log sigma, -w / 2]^T``   (mm)
-    - predicted:  ``L = w * (a [E, -|e|^2 / 2, -1/2]^T) + c log sigma + lp``   (mm, 2-3 passes)
+    - predicted:  ``L = w * (a [E, -|e|^2 / 2, -1/2]^T) + c log sigma + lp``   (mm, 3-4 passes)
 
-    Backward, with ``G = g_probs + g_zhat E^T`` and ``r = rowsum(P * G)``
-    (``= g_zhat . z_hat`` without ``g_probs``), ``gL = P * (G - r)`` is one GEMM on
-    ``[g_zhat, -r]`` and one in-place multiply. The codebook, sigma and prior gradients of
-    the shared and per-code cases all come from one ``gL^T a`` GEMM, e.g. for per-code
+    then softmax -> ``probs``, argmax -> ``indices`` and ``probs E`` -> ``z_hat``.
+
+    Backward: with ``G = g_probs + g_zhat E^T`` and ``r = rowsum(P * G)``
+    (``= g_zhat . z_hat`` without ``g_probs``), the logit gradient ``gL = P * (G - r)`` is
+    one ``addmm`` (bias ``-r``) and one in-place multiply. Everything else comes from GEMMs
+    against ``gL``: ``gL^T z`` and the column sums ``gL^T 1`` (and ``gL^T |z|^2`` per code)
+    give the codebook, sigma and prior gradients of the shared and per-code cases, e.g.
     ``dlog sigma_k = w_k (sum_n gL_nk |z_n|^2 - 2 e_k . sum_n gL_nk z_n + |e_k|^2 sum_n gL_nk)
-    + c sum_n gL_nk``: no ``(N, K)`` pass beyond ``gL`` itself. The predicted case recomputes
-    the distances per chunk (one GEMM) rather than keeping an ``(N, K)`` tensor alive.
+    + c sum_n gL_nk``, with no further ``(N, K)`` pass; ``P^T g_zhat`` adds the codebook
+    gradient through ``z_hat``; ``gL (w E)`` (exact mode) gives ``dz``. A predicted
+    log-sigma needs ``dlog sigma = gL (w |z - e|^2 + c)``: its chunk recomputes the
+    distances (one GEMM) inside the output ``(N, K)`` gradient rather than keeping them.
     Saved for backward: the inputs, ``probs`` and ``z_hat``.
     """
 
@@ -256,6 +263,10 @@ class _FusedSoftAssign(torch.autograd.Function):
             r += (g_probs * probs).sum(1)
         neg_r = r.neg_()[:, None]
         zsq = (z * z).sum(1) if mode else None
+        if mode == 2 and need_ls:
+            # The (N, K) log-sigma gradient is being written too: quarter-size chunks keep
+            # the scratch small next to it (results do not depend on the chunking).
+            rows = max(1, rows // 4)
         m = min(rows, n)
         abuf = None
         if mode == 2 and need_ls:  # chunks of [z, 1, |z|^2]; a full copy would cost an (N, d) tensor
@@ -370,10 +381,11 @@ def _fused_plan(
     ls = log_sigma.detach()
     raw_min, raw_max = torch.aminmax(ls) if ls.dim() else (ls, ls)
     ls_min, ls_max = _clamp(raw_min, lo, hi), _clamp(raw_max, lo, hi)
-    zmax = z.detach().abs().amax()
+    zmax = torch.stack(torch.aminmax(z.detach())).abs().amax()  # max |z| without an |z| copy
+    emax = torch.stack(torch.aminmax(codebook.detach())).abs().amax()
     power = 1.0 if ls.dim() == 0 else 2.0
     exponent = power * zmax.clamp_min(1.0).log() - 2.0 * ls_min  # largest log(factor)
-    ok = (zmax <= FUSED_ABS_MAX) & (codebook.detach().abs().amax() <= FUSED_ABS_MAX) & (exponent <= LOG_SCALE_MAX)
+    ok = (zmax <= FUSED_ABS_MAX) & (emax <= FUSED_ABS_MAX) & (exponent <= LOG_SCALE_MAX)
     ok &= ls_max <= FUSED_LOG_SIGMA_MAX
     inside = torch.ones((), dtype=torch.bool, device=ls.device)
     if lo is not None:

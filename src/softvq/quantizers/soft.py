@@ -60,7 +60,9 @@ class SoftVQ(nn.Module):
             (``+log sigma_k``, as in the authors' notebooks) or ``"none"``.
         eval_output: ``"soft"`` (posterior mean) or ``"hard"`` (most probable codeword)
             returned as ``z_q`` in eval mode.
-        chunk_size: rows per chunk for the ``(rows, K)`` temporaries; None = no chunking.
+        chunk_size: rows per chunk for the ``(rows, K)`` temporaries; None = automatic
+            (:func:`~softvq.quantizers.posterior.default_chunk_rows`). Results do not
+            depend on it beyond float rounding.
         init_scale: std of the normal initialization of the codebook.
 
     Shapes: ``forward(z (..., d), log_sigma (..., K) | None) -> QuantizerOutput`` with
