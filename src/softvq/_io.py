@@ -1,4 +1,11 @@
-"""Atomic file writes: a crash never leaves a half-written file behind."""
+"""Atomic file writes: a crash never leaves a half-written file behind.
+
+Every write goes to a temporary file ``.NAME.XXXX.tmp`` in the target's folder, is
+flushed to disk (fsync), then renamed onto ``NAME`` (atomic on POSIX), and the folder
+is fsynced so the rename itself survives a power cut. A process killed at any moment
+leaves either the old complete file or the new complete one; at worst a stray
+``.NAME.*.tmp`` stays behind (the trainer removes those of its own files on start).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+# the process umask, read once: mkstemp creates files 0600, we give them the usual mode
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -25,10 +36,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], Any]) -> None:

@@ -52,15 +52,22 @@ def _config_from_args(args: argparse.Namespace, base: TrainConfig | None = None)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import setup
     from .evaluation.evaluate import evaluate_run
     from .training import train
 
     if args.resume:
+        changed = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)]
+        if changed or args.config or args.out or args.overwrite:
+            raise SoftVQError(f"--resume continues {args.resume} exactly as its config.json says; "
+                              f"{', '.join(changed) or '--config/--out/--overwrite'} cannot be combined with it")
         out = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
     else:
         if args.out is None:
             raise SoftVQError("--out RUN_DIR is required (or --resume RUN_DIR)")
         out = train(_config_from_args(args), args.out, overwrite=args.overwrite, progress=not args.quiet)
+    if not setup().is_main:  # under torchrun, rank 0 reports and evaluates
+        return 0
     print(f"run written to {out}")
     if args.evaluate:
         _print_metrics(evaluate_run(out, n_init=args.n_init))
@@ -182,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"softvq {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions, a vanished file: the environment, not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"softvq {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,3 +16,11 @@ class DataError(SoftVQError):
 
 class ConfigError(SoftVQError, ValueError):
     """A configuration value or file is invalid."""
+
+
+class TrainingInterrupted(SoftVQError):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved and the run can be resumed (exit 130)."""
+
+
+class TrainingDiverged(SoftVQError):
+    """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""

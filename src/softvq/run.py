@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import torch
 from . import _io
 from .bottlenecks import build_bottleneck
 from .config import TrainConfig
-from .errors import SoftVQError
+from .errors import ConfigError, SoftVQError
 from .model import Autoencoder
 from .networks import build_networks
 
@@ -36,23 +38,43 @@ CONFIG, META, MODEL, CHECKPOINT, HISTORY, METRICS = (
 def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], output: str = "sigmoid") -> Autoencoder:
     """Build the autoencoder a resolved config describes."""
     assert cfg.network is not None and cfg.latent_dim is not None
-    encoder, decoder, features = build_networks(cfg.network, sample_shape, cfg.latent_dim, output)
-    return Autoencoder(encoder, build_bottleneck(cfg.bottleneck, features, cfg), decoder)  # type: ignore[arg-type]
+    try:
+        encoder, decoder, features = build_networks(cfg.network, sample_shape, cfg.latent_dim, output)
+        return Autoencoder(encoder, build_bottleneck(cfg.bottleneck, features, cfg), decoder)  # type: ignore[arg-type]
+    except ValueError as exc:  # a layer refused a setting the config check let through
+        raise ConfigError(f"invalid settings for {cfg.bottleneck}: {exc}") from None
+
+
+_BLOCKED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def safe_torch_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with a clear error for unsafe or corrupt files."""
+    """``torch.load(weights_only=True)`` with a clear error for unsafe or corrupt files.
+
+    softvq never unpickles with ``weights_only=False``: a file that would need to
+    import or call anything beyond tensors and plain containers is refused.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": we explain failures ourselves
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SoftVQError(f"{path} not found") from None
+    except IsADirectoryError:
+        raise SoftVQError(f"{path} is a directory, not a checkpoint file") from None
     except pickle.UnpicklingError as exc:
+        text = str(exc)
+        blocked = _BLOCKED_GLOBAL.search(text)
+        why = (f"unpickling it would import or call {blocked.group(1)}" if blocked
+               else "it holds pickle instructions beyond tensors and plain containers")
         raise SoftVQError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint (it would need to run code "
-            f"when unpickled, or it is corrupt). Details: {str(exc).splitlines()[0]}"
+            f"refusing to load {path}: {why}, which a weights-only load does not allow "
+            "(a crafted or foreign file can run code when unpickled). Only load checkpoints written "
+            "by softvq; softvq never loads them with weights_only=False"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise SoftVQError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise SoftVQError(f"cannot read checkpoint {path}: it is truncated or corrupt "
+                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def read_json(path: Path) -> Any:

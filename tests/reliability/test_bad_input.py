@@ -1,0 +1,259 @@
+"""Bad input: each gets a specific message and a non-zero exit, never a traceback.
+
+Most cases call ``softvq.cli.main`` in-process (it is what the ``softvq`` command runs;
+an exception escaping it would fail the test), which avoids a Python start-up per case.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import softvq
+from softvq import VQ, SoftVQ, training
+from softvq.cli import main
+from softvq.errors import TrainingDiverged
+from softvq.run import safe_torch_load
+
+from reliability_helpers import assert_run_files_load, small_cfg, softvq_cli
+
+TRAIN = ["train", "--steps", "5", "--log-every", "5", "--plots", "false", "--threads", "1", "-q"]
+
+
+def fails(capsys, argv: list[str], *messages: str) -> str:
+    """``softvq ARGV`` exits 2 with one ``error:`` line naming the problem."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    for m in messages:
+        assert m in err, err
+    return err
+
+
+# -- the quantizer layers ---------------------------------------------------------------
+@pytest.mark.parametrize("layer", [SoftVQ(8, 4), VQ(8, 4)], ids=["SoftVQ", "VQ"])
+@pytest.mark.parametrize(
+    "z, message",
+    [
+        (torch.zeros(3, 5), r"z must have shape \(\.\.\., code_dim=4\) with channels last, got shape \(3, 5\)"),
+        (torch.zeros(3, 4, dtype=torch.long), "z must be a floating-point tensor, got dtype torch.int64"),
+        (np.zeros((3, 4), np.float32), "z must be a torch.Tensor, got ndarray"),
+        (torch.zeros(()), r"got shape \(\)"),
+    ],
+)
+def test_wrong_shapes_and_dtypes_for_the_layers(layer, z, message):
+    with pytest.raises(ValueError, match=message):
+        layer(z)
+
+
+def test_predicted_sigma_shape_is_checked():
+    layer = SoftVQ(8, 4, sigma="predicted")
+    with pytest.raises(ValueError, match=r"log_sigma must have shape \(3, 8\)"):
+        layer(torch.zeros(3, 4), torch.zeros(3, 7))
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, math.nan, math.inf])
+def test_layer_sigma_must_be_positive_and_finite(sigma):
+    with pytest.raises(ValueError, match="init_sigma must be a positive finite number"):
+        SoftVQ(8, 4, sigma="fixed", init_sigma=sigma)
+    with pytest.raises(ValueError, match="sigma must be a positive finite number"):
+        SoftVQ(8, 4, sigma="fixed").set_sigma(sigma)
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.5, True])
+def test_layer_num_codes_below_one(k):
+    for layer in (SoftVQ, VQ):
+        with pytest.raises(ValueError, match="num_codes must be a positive integer"):
+            layer(k, 4)
+
+
+# -- command-line values ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--init-sigma", "0"], "init_sigma must be positive, got 0.0"),
+        (["--init-sigma", "-2"], "init_sigma must be positive, got -2.0"),
+        (["--init-sigma", "nan"], "init_sigma must be positive, got nan"),
+        (["--init-sigma", "inf"], "init_sigma must be a finite number, got inf"),
+        (["--init-sigma", "1e9"], "lies outside [min_sigma, max_sigma]"),
+        (["--sigma-final", "0"], "sigma_final must be positive"),
+        (["--num-codes", "0"], "num_codes must be positive, got 0"),
+        (["--num-codes", "-1"], "num_codes must be positive, got -1"),
+        (["--lr", "inf"], "lr must be a finite number, got inf"),
+    ],
+)
+def test_bad_values_on_the_command_line(tmp_path, capsys, flags, message):
+    fails(capsys, [*TRAIN, "--out", str(tmp_path / "r"), *flags], message)
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+# -- data -------------------------------------------------------------------------------
+def _npz(path: Path, **arrays) -> str:
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_nan_and_inf_in_the_data(tmp_path, capsys):
+    x = np.random.default_rng(0).random((20, 6)).astype(np.float32)
+    x[3, 2] = np.nan
+    fails(capsys, [*TRAIN, "--dataset", _npz(tmp_path / "nan.npz", X=x), "--out", str(tmp_path / "r")],
+          "nan.npz: X contains 1 NaN or inf values")
+    x[3, 2], x[5, 1], x[6, 0] = 1.0, np.inf, -np.inf
+    fails(capsys, [*TRAIN, "--dataset", _npz(tmp_path / "inf.npz", X=x), "--out", str(tmp_path / "r")],
+          "inf.npz: X contains 2 NaN or inf values")
+
+
+def test_empty_dataset(tmp_path, capsys):
+    fails(capsys, [*TRAIN, "--dataset", _npz(tmp_path / "e.npz", X=np.zeros((0, 6), np.float32)),
+                   "--out", str(tmp_path / "r")], "X is empty (0 samples)")
+
+
+def test_labels_not_0_to_k_minus_1_are_remapped(tmp_path, digits):
+    rng = np.random.default_rng(0)
+    path = _npz(tmp_path / "odd.npz", X=rng.random((40, 6)).astype(np.float32), y=np.repeat([3, 7, 100, -2], 10))
+    run = softvq.train(small_cfg(dataset=path, steps=3, log_every=3, num_codes=4), tmp_path / "r", progress=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["class_names"] == ["-2", "3", "7", "100"] and meta["num_classes"] == 4
+
+
+def _write_mnist(folder: Path, n: int = 8, truncate: str | None = None, html: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n, dtype=np.uint8)}
+    for name, arr in arrays.items():
+        raw = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+        if name == truncate:
+            raw = raw[: len(raw) - 100]
+        blob = b"<!DOCTYPE html><html><body>404 Not Found</body></html>" if name == html else gzip.compress(raw)
+        (folder / f"{name}.gz").write_bytes(blob)
+    return folder
+
+
+def test_truncated_idx_file(tmp_path, capsys):
+    data = _write_mnist(tmp_path / "mnist", truncate="train-images-idx3-ubyte")
+    fails(capsys, [*TRAIN, "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path / "r")],
+          "train-images-idx3-ubyte.gz: truncated: expected 6272 bytes of pixel data, found 6172")
+
+
+def test_html_page_under_a_dataset_file_name(tmp_path, capsys):
+    data = _write_mnist(tmp_path / "mnist", html="t10k-labels-idx1-ubyte")
+    fails(capsys, [*TRAIN, "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path / "r")],
+          "t10k-labels-idx1-ubyte.gz: looks like an HTML page (a failed download?), not an IDX file")
+
+
+def test_html_page_saved_as_npz_is_refused(tmp_path, capsys):
+    page = tmp_path / "data.npz"
+    page.write_text("<!DOCTYPE html><html><body>Sign in to download</body></html>")
+    # refused with a DataError naming the file (the wording is the data loader's)
+    fails(capsys, [*TRAIN, "--dataset", str(page), "--out", str(tmp_path / "r")], "data.npz")
+
+
+# -- config files and run directories -----------------------------------------------------
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("c.json", json.dumps({"stepz": 3}), "unknown option(s) stepz; valid options:"),
+        ("c.json", json.dumps({"steps": "ten"}), "steps must be of type int, got str 'ten'"),
+        ("c.json", json.dumps({"plots": 1}), "plots must be of type bool, got 1"),
+        ("c.json", json.dumps([1, 2]), "expected a mapping of option names to values"),
+        ("c.json", '{"steps": 3,', "is not valid JSON"),
+        ("c.toml", 'lr = "fast"\n', "lr must be of type float, got str 'fast'"),
+        ("c.toml", "steps = 3\nsteps = 4\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_files(tmp_path, capsys, name, text, message):
+    (tmp_path / name).write_text(text)
+    fails(capsys, ["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "r")], message)
+
+
+def test_output_directory_holding_a_different_run(tmp_path, capsys, digits):
+    run = softvq.train(small_cfg(steps=3, log_every=3), tmp_path / "r", dataset=digits, progress=False)
+    before = (run / "checkpoint.pt").read_bytes()
+    fails(capsys, [*TRAIN, "--out", str(run), "--lr", "0.01"], "already holds a different run", "--overwrite")
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_takes_no_other_options(tmp_path, capsys, digits):
+    run = softvq.train(small_cfg(steps=3, log_every=3), tmp_path / "r", dataset=digits, progress=False)
+    fails(capsys, ["train", "--resume", str(run), "--steps", "9"], "--steps cannot be combined with it")
+    fails(capsys, ["train", "--resume", str(tmp_path / "nothing")], "config.json not found", "a softvq run directory?")
+
+
+@pytest.mark.parametrize("where", ["under a file", "is a file"])
+def test_unwritable_output_directory(tmp_path, capsys, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file")
+    out = blocker / "run" if where == "under a file" else blocker
+    fails(capsys, [*TRAIN, "--out", str(out)], "cannot write the run")
+    assert blocker.read_text() == "a regular file"
+
+
+def test_read_only_output_directory(tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes")
+        fails(capsys, [*TRAIN, "--out", str(folder / "r")], "cannot write the run directory", "Permission denied")
+    finally:
+        folder.chmod(0o755)
+
+
+# -- a loss that becomes NaN ----------------------------------------------------------------
+def _poison(monkeypatch, at_call: int, how: str) -> None:
+    original = training.recon_loss
+    calls = []
+
+    def poisoned(x_hat, x, pixel_var):
+        calls.append(1)
+        loss = original(x_hat, x, pixel_var)
+        if len(calls) == at_call:
+            if how == "loss":
+                return loss * float("nan")
+            # a finite loss whose gradient is NaN: the weights, not the loss, go bad
+            return loss + (x_hat - x_hat.detach()).abs().sqrt().sum()
+        return loss
+
+    monkeypatch.setattr(training, "recon_loss", poisoned)
+
+
+def test_nan_loss_before_any_checkpoint(tmp_path, digits, monkeypatch):
+    _poison(monkeypatch, 3, "loss")
+    with pytest.raises(TrainingDiverged, match="loss became nan .* at step 3; stopped. No checkpoint had been written yet"):
+        softvq.train(small_cfg(steps=20), tmp_path / "r", dataset=digits, progress=False, checkpoint_every=5)
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    monkeypatch.undo()  # the same command again simply starts over
+    softvq.train(small_cfg(steps=20), tmp_path / "r", dataset=digits, progress=False, checkpoint_every=5)
+
+
+@pytest.mark.parametrize("how, step", [("loss", 8), ("gradient", 10)])
+def test_nan_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch, how, step):
+    """NaN loss at step 8; or a NaN gradient at step 10 that would have gone into its checkpoint."""
+    run = tmp_path / "r"
+    _poison(monkeypatch, step, how)
+    with pytest.raises(TrainingDiverged, match=f"at step {step}; stopped. The last good checkpoint \\(step 5\\) is kept"):
+        softvq.train(small_cfg(steps=20), run, dataset=digits, progress=False, checkpoint_every=5)
+    state = assert_run_files_load(run)
+    assert state["step"] == 5 and all(torch.isfinite(v).all() for v in state["model"].values())
+    monkeypatch.undo()
+    softvq.train(softvq.TrainConfig(), run, resume=True, dataset=digits, progress=False, checkpoint_every=5)
+    assert safe_torch_load(run / "checkpoint.pt")["step"] == 20
+
+
+def test_huge_learning_rate_on_the_command_line(tmp_path):
+    proc = softvq_cli(*TRAIN[:-1], "--steps", "20", "--lr", "1e30", "--out", str(tmp_path / "r"), "-q", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "training diverged: the loss became nan" in proc.stderr and "Try a lower --lr (was 1e+30)" in proc.stderr
