@@ -62,3 +62,9 @@ def test_user_mistakes_get_one_line_errors(tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "evaluate", "embed", "report"])
+def test_help_pages_render(command):
+    proc = softvq(command, "--help")
+    assert "usage: softvq " + command in proc.stdout

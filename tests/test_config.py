@@ -65,3 +65,16 @@ def test_parse_value_from_command_line():
     assert parse_value("plots", "false", hints["plots"]) is False
     with pytest.raises(ConfigError, match="--steps: expected int"):
         parse_value("steps", "ten", hints["steps"])
+
+
+def test_non_finite_floats_are_refused():
+    with pytest.raises(ConfigError, match="lr must be a finite number"):
+        TrainConfig(lr=float("inf")).validate()
+    with pytest.raises(ConfigError, match="kl_weight must be a finite number"):
+        TrainConfig(kl_weight=float("nan")).validate()
+
+
+def test_small_networks_default_to_one_thread():
+    assert TrainConfig().resolved((1, 8, 8)).threads == 1
+    assert TrainConfig().resolved((1, 28, 28)).threads is None
+    assert TrainConfig(threads=2).resolved((1, 8, 8)).threads == 2

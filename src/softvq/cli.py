@@ -24,6 +24,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] 
             continue
         default = f.default
         help_text = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         group.add_argument(
             f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
             type=_flag_parser(f.name, hints[f.name]), help=help_text,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -76,15 +77,19 @@ class TrainConfig:
         latent = self.latent_dim or (256 if net == "conv" else 64 if net == "mlp" else 16)
         codes = self.num_codes or (32 if net == "conv" else 128 if net == "mlp" else 32)
         steps = self.steps if self.steps is not None else (10_000 if big else 3_000)
-        cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps)
+        # Small networks run faster on one thread than on two (measured: docs/performance.md).
+        threads = self.threads if self.threads is not None else (1 if net == "small-mlp" else None)
+        cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps, threads=threads)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         """Raise ConfigError for values out of range."""
         for f in fields(self):
-            choices = f.metadata.get("choices")
             value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+            choices = f.metadata.get("choices")
             if choices and value is not None and value not in choices:
                 raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         positive = ["batch_size", "lr", "init_sigma", "log_every", "eval_batch_size", "groups"]

@@ -157,3 +157,13 @@ def test_truncated_npz(tmp_path):
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match="unreadable or corrupt"):
         load_dataset(str(path))
+
+
+def test_html_page_saved_as_npz_is_named_as_such(tmp_path):
+    from softvq.data import load_dataset
+    from softvq.errors import DataError
+
+    bad = tmp_path / "data.npz"
+    bad.write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
+    with pytest.raises(DataError, match="looks like an HTML page"):
+        load_dataset(str(bad))

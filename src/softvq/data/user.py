@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from softvq.data._common import check_not_html
 from softvq.data.dataset import Dataset
 from softvq.errors import DataError
 
@@ -32,6 +33,7 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     """All arrays of an .npz (by name) or an .npy (as ``X``), refusing pickled objects."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    check_not_html(path, "a NumPy file")
     try:
         obj = np.load(path, allow_pickle=False)
         if isinstance(obj, np.ndarray):

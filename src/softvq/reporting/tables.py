@@ -34,7 +34,8 @@ __all__ = [
 
 #: Metric names for which a smaller mean is better (used to pick the bold cell).
 LOWER_IS_BETTER: frozenset[str] = frozenset(
-    {"recon_mse", "reconstruction_mse", "mse", "test_mse", "dead_codes", "loss", "test_loss"}
+    {"recon_mse", "recon_mse_train", "recon_mse_test", "recon_gap", "reconstruction_mse", "mse", "test_mse",
+     "dead_codes", "loss", "test_loss"}
 )
 
 
