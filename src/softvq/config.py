@@ -45,11 +45,11 @@ class TrainConfig:
     # quantizer losses (vq and softvq)
     codebook_weight: float = _opt(1.0, "weight of the codebook term ||z_hat - sg(z)||^2")
     commitment_weight: float = _opt(0.25, "weight of the commitment term ||z - sg(z_hat)||^2")
-    codebook_init: str = _opt("random", "codebook init: random (normal), or kmeans on encoder outputs when the quantizer switches on", ("random", "kmeans"))
-    warmup_steps: int = _opt(0, "vq/softvq: train as a plain AE for this many steps before quantizing")
+    codebook_init: str = _opt("kmeans", "codebook init: kmeans on encoder outputs when the quantizer switches on, or random (normal)", ("kmeans", "random"))
+    warmup_steps: Optional[int] = _opt(None, "vq/softvq: train as a plain AE for this many steps before quantizing (default: steps // 3)")
     dead_code_restart: int = _opt(0, "vq/softvq: every N steps, restart codewords unused since the last check (0: off)")
     # soft VQ
-    sigma: str = _opt("learned", "soft VQ sigma", ("fixed", "learned", "learned_per_code", "predicted"))
+    sigma: str = _opt("predicted", "soft VQ sigma (predicted: an encoder head outputs K log-sigmas)", ("fixed", "learned", "learned_per_code", "predicted"))
     init_sigma: float = _opt(1.0, "initial (or fixed) sigma of soft VQ")
     sigma_final: Optional[float] = _opt(None, "anneal a fixed sigma geometrically to this value")
     prior: str = _opt("uniform", "soft VQ prior", ("uniform", "learned"))
@@ -79,7 +79,9 @@ class TrainConfig:
         steps = self.steps if self.steps is not None else (10_000 if big else 3_000)
         # Small networks run faster on one thread than on two (measured: docs/performance.md).
         threads = self.threads if self.threads is not None else (1 if net == "small-mlp" else None)
-        cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps, threads=threads)
+        warmup = self.warmup_steps if self.warmup_steps is not None else steps // 3
+        cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps, threads=threads,
+                                  warmup_steps=warmup)
         cfg.validate()
         return cfg
 
@@ -99,7 +101,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.latent_dim is not None and self.latent_dim % self.groups:
             raise ConfigError(f"latent_dim={self.latent_dim} must be divisible by groups={self.groups}")
-        for name in ("warmup_steps", "dead_code_restart", "codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        for name in ("dead_code_restart", "codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.sigma_final is not None and not self.sigma_final > 0:
