@@ -52,13 +52,16 @@ FUSED_ABS_MAX = float(2**20)
 FUSED_LOG_SIGMA_MAX = 30.0
 
 #: Default chunking (``chunk_size=None``): about ``CHUNK_ELEMENTS`` ``rows x K`` elements
-#: (2 MiB of float32) per chunk, at least ``MIN_CHUNK_ROWS`` rows (the GEMMs stay
+#: (4 MiB of float32) per chunk, at least ``MIN_CHUNK_ROWS`` rows (the GEMMs stay
 #: efficient), and at most ``MAX_CHUNKS`` chunks per call (each chunk launches a dozen or
-#: more operators, which costs time on a busy machine). A chunk buffer thus holds at most
-#: ``max(CHUNK_ELEMENTS, MIN_CHUNK_ROWS * K, ceil(N / MAX_CHUNKS) * K)`` elements.
-CHUNK_ELEMENTS = 1 << 19
+#: more operators, and on a busy machine every parallel operator can wait for a time
+#: slice). A chunk buffer thus holds at most
+#: ``max(CHUNK_ELEMENTS, MIN_CHUNK_ROWS * K, ceil(N / MAX_CHUNKS) * K)`` elements. The
+#: backward of a predicted log-sigma, which writes an ``(N, K)`` gradient, keeps its chunks
+#: to ``ceil(N / MAX_CHUNKS)`` rows at most.
+CHUNK_ELEMENTS = 1 << 20
 MIN_CHUNK_ROWS = 128
-MAX_CHUNKS = 8
+MAX_CHUNKS = 16
 
 
 def default_chunk_rows(num_codes: int, batch: int | None = None) -> int:
@@ -147,11 +150,27 @@ def _pass_mask(t: torch.Tensor, lo: float | None, hi: float | None) -> torch.Ten
     return m
 
 
-def _finish_chunk(logits, e, probs, z_hat, indices) -> None:  # noqa: ANN001
-    """softmax -> probs, argmax -> indices, probs @ E -> z_hat, while the chunk is in cache."""
+def _finish_chunk(logits, e, probs, z_hat, indices, rev) -> None:  # noqa: ANN001
+    """softmax -> probs, argmax -> indices, probs @ E -> z_hat, while the chunk is in cache.
+
+    ``rev`` is ``[K, K-1, ..., 1]`` in probs' dtype (or None: use ``torch.argmax``). The
+    first maximal index is ``K - max_k(rev_k [p_k == max p])``: four fast vectorized passes
+    (reusing the logits buffer), about 2-3x quicker than ``torch.argmax`` on CPU, and the
+    same result, ties included.
+    """
     torch.softmax(logits, 1, out=probs)
-    torch.argmax(probs, 1, out=indices)
+    if rev is None:
+        torch.argmax(probs, 1, out=indices)
+    else:
+        flags = torch.ge(probs, probs.amax(1, keepdim=True), out=logits)  # 1 at the row maxima
+        indices.copy_(rev.shape[0] - flags.mul_(rev).amax(1))
     torch.mm(probs, e, out=z_hat)
+
+
+def _reversed_positions(k: int, like: torch.Tensor) -> torch.Tensor | None:
+    """``[K, ..., 1]`` for :func:`_finish_chunk`, when the dtype holds these integers exactly."""
+    exact = {torch.float32: 2**24, torch.float64: 2**53}.get(like.dtype, 0)
+    return torch.arange(k, 0, -1, dtype=like.dtype, device=like.device) if k <= exact else None
 
 
 def _augmented(z: torch.Tensor) -> torch.Tensor:
@@ -217,6 +236,7 @@ class _FusedSoftAssign(torch.autograd.Function):
         z_hat = z.new_empty(n, d)
         indices = torch.empty(n, dtype=torch.long, device=z.device)
         buf = z.new_empty(m, k)
+        rev = _reversed_positions(k, z)
         for sl in _chunks(n, rows):
             rows_here = sl.stop - sl.start
             logits = buf[:rows_here]
@@ -240,7 +260,7 @@ class _FusedSoftAssign(torch.autograd.Function):
                     torch.addcmul(log_prior, logits, wk, out=logits)
                 else:
                     logits.mul_(wk)
-            _finish_chunk(logits, e, probs[sl], z_hat[sl], indices[sl])
+            _finish_chunk(logits, e, probs[sl], z_hat[sl], indices[sl], rev)
         ctx.save_for_backward(z, codebook, log_sigma, log_prior, probs, z_hat)
         ctx.coef, ctx.lo, ctx.hi, ctx.rows = coef, lo, hi, rows
         ctx.mark_non_differentiable(indices)
@@ -264,9 +284,9 @@ class _FusedSoftAssign(torch.autograd.Function):
         neg_r = r.neg_()[:, None]
         zsq = (z * z).sum(1) if mode else None
         if mode == 2 and need_ls:
-            # The (N, K) log-sigma gradient is being written too: quarter-size chunks keep
-            # the scratch small next to it (results do not depend on the chunking).
-            rows = max(1, rows // 4)
+            # The (N, K) log-sigma gradient is live too: keep the scratch to 1/MAX_CHUNKS of
+            # it (results do not depend on the chunking).
+            rows = min(rows, -(-n // MAX_CHUNKS))
         m = min(rows, n)
         abuf = None
         if mode == 2 and need_ls:  # chunks of [z, 1, |z|^2]; a full copy would cost an (N, d) tensor
