@@ -68,3 +68,15 @@ def test_user_mistakes_get_one_line_errors(tmp_path, args, message):
 def test_help_pages_render(command):
     proc = softvq(command, "--help")
     assert "usage: softvq " + command in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [([], {}), (["--validation"], {"validation": True}), (["--validation", "false"], {"validation": False}),
+     (["--no-plots"], {"plots": False}), (["--plots", "yes", "--validation", "0"], {"plots": True, "validation": False})],
+)
+def test_boolean_flags_take_the_usual_forms(flags, expected):
+    from softvq.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--out", "r", *flags])
+    assert {k: getattr(args, k) for k in ("validation", "plots") if hasattr(args, k)} == expected

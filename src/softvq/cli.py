@@ -25,8 +25,15 @@ def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] 
         default = f.default
         help_text = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
+        flag = f"--{f.name.replace('_', '-')}"
+        if hints[f.name] is bool:  # `--plots`, `--plots false` and `--no-plots` all work
+            group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, metavar="BOOL", nargs="?",
+                               const=True, type=_flag_parser(f.name, bool), help=help_text)
+            group.add_argument(f"--no-{flag[2:]}", dest=f.name, default=argparse.SUPPRESS,
+                               action="store_const", const=False, help=argparse.SUPPRESS)
+            continue
         group.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
+            flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
             type=_flag_parser(f.name, hints[f.name]), help=help_text,
         )
 
