@@ -17,10 +17,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian's chromium renders the HTML report in the report test (root + apt only).
+# Debian's chromium renders the HTML report in the report test, and Debian's
+# dataset-fashion-mnist is what the Fashion-MNIST loader test reads (root + apt only).
 install-test: install
-	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+	@if { ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/datasets/fashion-mnist ]; } \
+		&& command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; fi
 
 demo: install
 	$(VENV)/bin/softvq compare --dataset digits --bottlenecks all --seeds 3 --out $(OUT)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 from sklearn.decomposition import PCA
 
 from . import _io, run as rundir

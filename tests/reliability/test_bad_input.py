@@ -80,7 +80,7 @@ def test_layer_num_codes_below_one(k):
     [
         (["--init-sigma", "0"], "init_sigma must be positive, got 0.0"),
         (["--init-sigma", "-2"], "init_sigma must be positive, got -2.0"),
-        (["--init-sigma", "nan"], "init_sigma must be positive, got nan"),
+        (["--init-sigma", "nan"], "init_sigma must be a finite number, got nan"),
         (["--init-sigma", "inf"], "init_sigma must be a finite number, got inf"),
         (["--init-sigma", "1e9"], "lies outside [min_sigma, max_sigma]"),
         (["--sigma-final", "0"], "sigma_final must be positive"),
@@ -198,18 +198,57 @@ def test_unwritable_output_directory(tmp_path, capsys, where):
     assert blocker.read_text() == "a regular file"
 
 
+def _train_as_nobody(out: str, conn) -> None:
+    """Child process: drop root, then run the CLI; send back (exit code, stderr)."""
+    import contextlib
+    import io
+    import os
+
+    err = io.StringIO()
+    try:
+        os.setgid(65534)
+        os.setuid(65534)
+        with contextlib.redirect_stderr(err):
+            rc = main([*TRAIN, "--out", out])
+        conn.send((rc, err.getvalue()))
+    except BaseException as e:  # report, never hang the parent
+        conn.send((-1, f"{err.getvalue()}\n{type(e).__name__}: {e}"))
+
+
 def test_read_only_output_directory(tmp_path, capsys):
+    import multiprocessing
     import os
 
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as root: permissions do not stop writes")
-        fails(capsys, [*TRAIN, "--out", str(folder / "r")], "cannot write the run directory", "Permission denied")
+        if os.geteuid() != 0:
+            fails(capsys, [*TRAIN, "--out", str(folder / "r")], "cannot write the run directory", "Permission denied")
+            return
+        # root ignores permissions: run the same command in a forked child that dropped to
+        # 'nobody'. One good run first imports every lazily imported module (nobody cannot
+        # read root's Python installation).
+        assert main([*TRAIN, "--out", str(tmp_path / "ok")]) == 0
+        ctx = multiprocessing.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_train_as_nobody, args=(str(folder / "r"), child))
+        proc.start()
+        child.close()
+        assert parent.poll(120), "the child process sent nothing"
+        rc, err = parent.recv()
+        proc.join(60)
+        assert rc == 2 and "Traceback" not in err, err
+        assert "cannot write the run directory" in err and "Permission denied" in err, err
     finally:
         folder.chmod(0o755)
+    assert not (folder / "r").exists()
+
+
+def test_output_path_below_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    fails(capsys, [*TRAIN, "--out", str(tmp_path / "afile" / "r")], "cannot write the run directory", "Not a directory")
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 # -- a loss that becomes NaN ----------------------------------------------------------------

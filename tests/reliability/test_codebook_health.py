@@ -75,9 +75,12 @@ def test_restart_revives_every_dead_code(ema):
         restart_dead_codes(q, z, torch.ones(3))
 
 
-def _train_usage(tmp_path, digits, bottleneck, **kw) -> dict:
-    cfg = small_cfg(bottleneck=bottleneck, steps=80, log_every=20, **kw)
-    run = softvq.train(cfg, tmp_path / f"{bottleneck}-{len(kw)}-{sorted(kw)}", dataset=digits, progress=False)
+def _train_usage(tmp_path, digits, bottleneck, name, **kw) -> dict:
+    # one learned sigma: with a predicted sigma the encoder's head gives the few winning
+    # codewords the smallest sigmas, and restarted codewords stay dead wherever they are
+    # moved (30 of 32 dead with or without restarts); k-means init is the remedy there
+    cfg = small_cfg(bottleneck=bottleneck, steps=80, log_every=20, sigma="learned", **kw)
+    run = softvq.train(cfg, tmp_path / f"{bottleneck}-{name}", dataset=digits, progress=False)
     usage = codebook_usage(encode_split(softvq.load(run), digits.x_train, 2048).indices, 32)
     usage["history"] = safe_torch_load(run / "checkpoint.pt")["history"]
     return usage
@@ -86,9 +89,10 @@ def _train_usage(tmp_path, digits, bottleneck, **kw) -> dict:
 @pytest.mark.parametrize("bottleneck", ["vq", "softvq"])
 def test_health_options_raise_codebook_usage_in_training(tmp_path, digits, bottleneck):
     """On digits (K=32) a plain run collapses onto a few codes; both remedies spread the usage."""
-    plain = _train_usage(tmp_path, digits, bottleneck)
-    restart = _train_usage(tmp_path, digits, bottleneck, dead_code_restart=20)
-    kmeans = _train_usage(tmp_path, digits, bottleneck, codebook_init="kmeans", warmup_steps=50)
+    plain = _train_usage(tmp_path, digits, bottleneck, "plain", codebook_init="random", warmup_steps=0)
+    restart = _train_usage(tmp_path, digits, bottleneck, "restart", codebook_init="random", warmup_steps=0,
+                           dead_code_restart=20)
+    kmeans = _train_usage(tmp_path, digits, bottleneck, "kmeans", codebook_init="kmeans", warmup_steps=50)
     assert plain["dead_codes"] >= 20
     assert restart["dead_codes"] <= plain["dead_codes"] - 10 and restart["perplexity"] > 2 * plain["perplexity"]
     assert kmeans["dead_codes"] <= 5 and kmeans["perplexity"] > 4 * plain["perplexity"]
