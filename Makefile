@@ -34,6 +34,7 @@ bench: install
 	$(PY) -m pip install --quiet vector-quantize-pytorch
 	$(PY) benchmarks/bottleneck.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/evaluation.py
 
 clean:
 	rm -rf $(VENV) runs

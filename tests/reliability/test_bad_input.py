@@ -245,12 +245,6 @@ def test_read_only_output_directory(tmp_path, capsys):
     assert not (folder / "r").exists()
 
 
-def test_output_path_below_a_file(tmp_path, capsys):
-    (tmp_path / "afile").write_text("x")
-    fails(capsys, [*TRAIN, "--out", str(tmp_path / "afile" / "r")], "cannot write the run directory", "Not a directory")
-    assert (tmp_path / "afile").read_text() == "x"
-
-
 # -- a loss that becomes NaN ----------------------------------------------------------------
 def _poison(monkeypatch, at_call: int, how: str) -> None:
     original = training.recon_loss
