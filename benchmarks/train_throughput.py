@@ -15,8 +15,7 @@ the logged scalars to floats. There is no per-sample Python work anywhere.
 Timing: all models run round-robin, ``--steps`` steps each per round (the order shuffled
 every round), so every round sees the same machine load; samples/s and the ratio of each
 model's step time to the plain ``ae`` step are medians over rounds. The data path alone
-(``batch_indices`` + gather) is timed in the same rounds, as is a variant that draws each
-epoch's permutation once (``cached-permutation``; see docs/performance.md).
+(``batch_indices`` + gather) is timed in the same rounds.
 
 Evaluation: :func:`softvq.evaluation.metrics.kmeans_metrics` (n_init=10, as the harness
 uses) on 10,000 random 64-d latents with 10 labels (Gaussian clusters around random
@@ -90,24 +89,15 @@ def make_trainer(overrides: dict, x_train: torch.Tensor, batch_size: int, seed: 
     return run
 
 
-def make_data_path(x_train: torch.Tensor, batch_size: int, cached: bool, seed: int = 0) -> Callable[[int], None]:
-    """Only the data path: ``batch_indices`` (or a once-per-epoch permutation) + gather."""
-    state = {"step": 0, "epoch": -1, "perm": None}
-    per_epoch = max(len(x_train) // batch_size, 1)
+def make_data_path(x_train: torch.Tensor, batch_size: int, seed: int = 0) -> Callable[[int], None]:
+    """Only the data path: ``batch_indices`` + gather."""
+    state = {"step": 0}
 
     def run(n: int) -> None:
         for _ in range(n):
-            step = state["step"]
-            if cached:
-                epoch, pos = divmod(step, per_epoch)
-                if epoch != state["epoch"]:
-                    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-                    state["perm"], state["epoch"] = torch.randperm(len(x_train), generator=gen), epoch
-                idx = state["perm"][pos * batch_size : (pos + 1) * batch_size]
-            else:
-                idx = batch_indices(step, len(x_train), batch_size, seed)
+            idx = batch_indices(state["step"], len(x_train), batch_size, seed)
             x_train[idx].sum()  # touch the gathered batch
-            state["step"] = step + 1
+            state["step"] += 1
 
     return run
 
@@ -116,8 +106,7 @@ def bench_training(batch_size: int, steps: int, rounds: int, models: list[tuple[
     g = torch.Generator().manual_seed(0)
     x_train = torch.rand((N_TRAIN, *SAMPLE_SHAPE), generator=g)
     runners = {label: make_trainer(over, x_train, batch_size) for label, over in models}
-    runners["data path (batch_indices)"] = make_data_path(x_train, batch_size, cached=False)
-    runners["data path (cached-permutation)"] = make_data_path(x_train, batch_size, cached=True)
+    runners["data path (batch_indices)"] = make_data_path(x_train, batch_size)
     for f in runners.values():  # warm-up: allocator, Adam state, thread pool
         f(3)
     times: dict[str, list[float]] = {name: [] for name in runners}

@@ -78,3 +78,13 @@ def test_small_networks_default_to_one_thread():
     assert TrainConfig().resolved((1, 8, 8)).threads == 1
     assert TrainConfig().resolved((1, 28, 28)).threads is None
     assert TrainConfig(threads=2).resolved((1, 8, 8)).threads == 2
+
+
+def test_groups_default_by_network():
+    assert TrainConfig().resolved((1, 28, 28)).groups == 16  # the MLP: chosen on Fashion-MNIST validation
+    assert TrainConfig().resolved((1, 8, 8)).groups == 1
+    assert TrainConfig().resolved((3, 32, 32)).groups == 1
+    assert TrainConfig(groups=4).resolved((1, 28, 28)).groups == 4
+    assert TrainConfig(latent_dim=24).resolved((1, 28, 28)).groups == 1  # not divisible by 16: not split
+    with pytest.raises(ConfigError, match="groups must be positive"):
+        TrainConfig(groups=0).validate()

@@ -118,12 +118,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     n_init = args.n_init if args.n_init is not None else preset.n_init
     if n_seeds < 1:
         raise SoftVQError(f"--seeds must be at least 1, got {n_seeds}")
+    jobs = args.jobs if args.jobs is not None else preset.jobs
+    if jobs < 1:
+        raise SoftVQError(f"--jobs must be at least 1, got {jobs}")
     seeds = list(range(args.first_seed, args.first_seed + n_seeds))
     cfg = _config_from_args(args, TrainConfig.from_dict(preset.config))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _io.write_text(out / "command.txt", "softvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
-    result = compare(cfg, names, seeds, out, n_init=n_init, anchors=not args.no_anchors, progress=not args.quiet)
+    result = compare(cfg, names, seeds, out, n_init=n_init, anchors=not args.no_anchors,
+                     progress=not args.quiet, jobs=jobs)
     print()
     print(tables.format_terminal(result["summary"], result["metrics"]))
     print(f"\ntables written to {Path(args.out) / 'results.md'} (.csv, .json)")
@@ -174,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="base config for every run (flags override it)")
     p.add_argument("--n-init", type=int, default=None, help="k-means restarts (default: 10)")
     p.add_argument("--no-anchors", action="store_true", help="skip the raw-pixel and PCA rows")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="runs trained at once, in worker processes sharing the CPU cores (default: 1, or the preset's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_config_flags(p, exclude=("bottleneck", "seed"))
     p.set_defaults(func=_cmd_compare)

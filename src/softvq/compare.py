@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import torch
 
 from sklearn.decomposition import PCA
 
@@ -61,6 +66,7 @@ def compare(
     dataset: Dataset | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Train every bottleneck for every seed with ``base``'s budget, evaluate, tabulate.
 
@@ -68,27 +74,33 @@ def compare(
     and the same config is reused, so an interrupted comparison can be restarted.
     Writes ``results.{md,csv,json}`` (mean and std per metric), ``runs.json`` (every
     run) and ``paired.{md,json}`` (softvq minus each other row, paired by seed).
+    ``jobs > 1`` trains that many runs at once in worker processes, each with
+    ``cpu_count // jobs`` threads unless the config sets ``threads``; every run is
+    still deterministic for its seed, but a different thread count can change float
+    rounding, so results may differ from ``jobs=1`` in the last digits.
     """
+    if jobs < 1:
+        raise SoftVQError(f"jobs must be >= 1, got {jobs}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = dataset if dataset is not None else load_dataset(base.dataset, base.data_dir, validation=base.validation)
-    rows: list[dict[str, Any]] = []
+    todo: list[tuple[int, TrainConfig, Path]] = []
+    results: dict[int, dict[str, Any]] = {}
     for name in bottlenecks:
         for seed in seeds:
             cfg = dataclasses.replace(base, bottleneck=name, seed=seed, plots=base.plots and seed == seeds[0])
             run_dir = out / name / f"seed{seed}"
-            t0 = time.perf_counter()
             if _finished(run_dir, cfg.resolved(data.sample_shape)):
-                metrics = rundir.read_json(run_dir / rundir.METRICS)
+                results[len(results) + len(todo)] = rundir.read_json(run_dir / rundir.METRICS)
                 log(f"[{name} seed {seed}] reused {run_dir}")
             else:
-                train(cfg, run_dir, dataset=data, overwrite=True, progress=progress)
-                metrics = evaluate_run(run_dir, n_init=n_init, seed=seed, dataset=data)
-                metrics["wall_seconds"] = round(time.perf_counter() - t0, 2)
-                _io.write_json(run_dir / rundir.METRICS, metrics)
-                log(f"[{name} seed {seed}] " + ", ".join(f"{k}={metrics[k]:.3f}" for k in TABLE_METRICS[:4] if k in metrics)
-                    + f" ({metrics['wall_seconds']:.0f}s)")
-            rows.append(metrics)
+                todo.append((len(results) + len(todo), cfg, run_dir))
+    for i, metrics in _run_all(todo, data, n_init, jobs, progress):
+        results[i] = metrics
+        log(f"[{metrics['bottleneck']} seed {metrics['seed']}] "
+            + ", ".join(f"{k}={metrics[k]:.3f}" for k in TABLE_METRICS[:4] if k in metrics)
+            + f" ({metrics['wall_seconds']:.0f}s)")
+    rows: list[dict[str, Any]] = [results[i] for i in sorted(results)]
     if anchors and data.y_test is not None:
         latent_dim = base.resolved(data.sample_shape).latent_dim
         assert latent_dim is not None
@@ -104,6 +116,52 @@ def compare(
         _io.write_text(out / "paired.md", tables.paired_to_markdown(paired))
         result["paired"] = paired
     return result
+
+
+def _train_and_evaluate(cfg: TrainConfig, run_dir: Path, n_init: int, data: Dataset, progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    train(cfg, run_dir, dataset=data, overwrite=True, progress=progress)
+    metrics = evaluate_run(run_dir, n_init=n_init, seed=cfg.seed, dataset=data)
+    metrics["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    _io.write_json(run_dir / rundir.METRICS, metrics)
+    return metrics
+
+
+_WORKER_DATA: Dataset | None = None
+
+
+def _worker_init(data: Dataset, threads: int) -> None:
+    global _WORKER_DATA
+    _WORKER_DATA = data
+    torch.set_num_threads(threads)
+
+
+def _worker_run(cfg: TrainConfig, run_dir: Path, n_init: int) -> dict[str, Any]:
+    assert _WORKER_DATA is not None
+    return _train_and_evaluate(cfg, run_dir, n_init, _WORKER_DATA, progress=False)
+
+
+def _run_all(
+    todo: list[tuple[int, TrainConfig, Path]], data: Dataset, n_init: int, jobs: int, progress: bool
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Train and evaluate each ``(index, cfg, run_dir)``; yield ``(index, metrics)`` as runs finish."""
+    if jobs == 1 or len(todo) <= 1:
+        for i, cfg, run_dir in todo:
+            yield i, _train_and_evaluate(cfg, run_dir, n_init, data, progress)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn, not fork: a forked child of a process whose OpenMP pool is running can hang
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                             initargs=(data, threads)) as pool:
+        futures = {pool.submit(_worker_run, cfg, run_dir, n_init): i for i, cfg, run_dir in todo}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
 
 
 def _finished(run_dir: Path, cfg: TrainConfig) -> bool:

@@ -19,6 +19,7 @@ Reliability guarantees (tested in ``tests/reliability``, listed in ``docs/reliab
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import time
 from pathlib import Path
@@ -52,13 +53,19 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     """Indices of the batch for ``step``: epochs of fresh permutations, stateless.
 
     Epoch ``e`` uses ``randperm(n)`` from a generator seeded by ``(seed, e)``, so a
-    resumed run sees exactly the batches an uninterrupted one would.
+    resumed run sees exactly the batches an uninterrupted one would. The permutation
+    is cached, not state: the result depends on the arguments only. Returns a view of
+    the cached permutation; do not modify it in place.
     """
     per_epoch = max(n // batch_size, 1)
     epoch, pos = divmod(step, per_epoch)
+    return _epoch_permutation(n, seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=gen)
-    return perm[pos * batch_size : (pos + 1) * batch_size]
+    return torch.randperm(n, generator=gen)
 
 
 def recon_loss(x_hat: torch.Tensor, x: torch.Tensor, pixel_var: float) -> torch.Tensor:

@@ -82,7 +82,7 @@ def test_paired_to_markdown():
     assert lines[0].startswith("Paired differences softvq")
     assert lines[2] == "| bottleneck | pairs | Δ acc |"
     assert lines[4] == "| vq | 3 | +0.200 ± 0.100 |"
-    assert lines[5] == "| ae | 1 | +0.050 ± 0.000 |"
+    assert lines[5] == "| ae | 1 | +0.050 |"  # one pair: no spread to show
     assert paired_to_markdown([]) == ""
 
 
@@ -93,7 +93,7 @@ def test_metric_absent_from_a_group_is_none_not_nan():
     assert pca["recon_mse_mean"] is None and pca["recon_mse_std"] is None
     assert "recon_mse_n" not in pca
     md = to_markdown(s, ["kmeans_acc", "recon_mse"])
-    assert "| pca | 1 | 0.300 ± 0.000 | – |" in md
+    assert "| pca | 1 | 0.300 | – |" in md
     assert list(csv.DictReader(io.StringIO(to_csv(s))))[-1]["recon_mse_mean"] == ""
 
 
@@ -114,7 +114,7 @@ def test_markdown_table():
     # acc: higher is better -> softvq bold; recon_mse: lower is better -> ae bold
     assert lines[2] == "| softvq | 3 | **0.700 ± 0.100** | 0.020 ± 0.010 |"
     assert lines[3] == "| vq | 3 | 0.500 ± 0.100 | 0.020 ± 0.000 |"
-    assert lines[4] == "| ae | 1 | 0.550 ± 0.000 | **0.005 ± 0.000** |"
+    assert lines[4] == "| ae | 1 | 0.550 | **0.005** |"  # one run: the mean alone
 
 
 def test_markdown_lower_is_better_override_and_ties():

@@ -17,7 +17,7 @@ class BottleneckOptions(Protocol):
 
     latent_dim: int
     num_codes: int
-    groups: int
+    groups: int | None  # None: one group
     downstream: str
     codebook_weight: float
     commitment_weight: float
@@ -50,17 +50,21 @@ def _infodrop(n: int, o: BottleneckOptions) -> Bottleneck:
     return InformationDropout(n, o.latent_dim, weight=o.infodrop_weight, alpha_max=o.infodrop_alpha_max)
 
 
+def _groups(o: BottleneckOptions) -> int:
+    return 1 if o.groups is None else o.groups
+
+
 def _vq(n: int, o: BottleneckOptions) -> Bottleneck:
-    q = VQ(o.num_codes, o.latent_dim // o.groups, codebook_weight=o.codebook_weight,
+    q = VQ(o.num_codes, o.latent_dim // _groups(o), codebook_weight=o.codebook_weight,
            commitment_weight=o.commitment_weight, ema_decay=o.vq_ema_decay)
-    return Quantized(n, o.latent_dim, q, groups=o.groups, downstream=o.downstream)  # type: ignore[arg-type]
+    return Quantized(n, o.latent_dim, q, groups=_groups(o), downstream=o.downstream)  # type: ignore[arg-type]
 
 
 def _softvq(n: int, o: BottleneckOptions) -> Bottleneck:
-    q = SoftVQ(o.num_codes, o.latent_dim // o.groups, sigma=o.sigma, init_sigma=o.init_sigma,  # type: ignore[arg-type]
+    q = SoftVQ(o.num_codes, o.latent_dim // _groups(o), sigma=o.sigma, init_sigma=o.init_sigma,  # type: ignore[arg-type]
                prior=o.prior, gradient=o.gradient, normalization=o.normalization,  # type: ignore[arg-type]
                noise_std=o.noise_std, codebook_weight=o.codebook_weight, commitment_weight=o.commitment_weight)
-    return Quantized(n, o.latent_dim, q, groups=o.groups, downstream=o.downstream)  # type: ignore[arg-type]
+    return Quantized(n, o.latent_dim, q, groups=_groups(o), downstream=o.downstream)  # type: ignore[arg-type]
 
 
 #: name -> builder(in_features, options) -> Bottleneck

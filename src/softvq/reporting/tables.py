@@ -141,9 +141,12 @@ def paired_differences(
     return out
 
 
-def _fmt(mean: float | None, std: float | None, precision: int) -> str:
+def _fmt(mean: float | None, std: float | None, precision: int, count: Any = None) -> str:
+    """``"mean ± std"``; the mean alone when it comes from one value (no spread to show)."""
     if mean is None:
         return "–"
+    if count == 1:
+        return f"{mean:.{precision}f}"
     return f"{mean:.{precision}f} ± {(std or 0.0):.{precision}f}"
 
 
@@ -151,7 +154,7 @@ def _cells(
     summary: Sequence[dict], m: str, precision: int, lower_is_better: Iterable[str], bold: bool
 ) -> list[str]:
     means = [r.get(f"{m}_mean") for r in summary]
-    cells = [_fmt(mu, r.get(f"{m}_std"), precision) for mu, r in zip(means, summary)]
+    cells = [_fmt(mu, r.get(f"{m}_std"), precision, r.get(f"{m}_n", r.get("n"))) for mu, r in zip(means, summary)]
     for i, r in enumerate(summary):
         if f"{m}_n" in r:
             cells[i] += f" ({r[f'{m}_n']}/{r.get('n', '?')})"
@@ -192,7 +195,8 @@ def to_markdown(
     lower_is_better: Iterable[str] = LOWER_IS_BETTER,
     group_key: str | None = None,
 ) -> str:
-    """Markdown table of "mean ± std" cells; the best mean per column is bold.
+    """Markdown table of "mean ± std" cells (the mean alone where there is one value);
+    the best mean per column is bold.
 
     Best is the max unless the metric is in ``lower_is_better``; ties at the
     displayed precision are all bold. ``labels`` maps metric -> column header.
@@ -212,7 +216,8 @@ def paired_to_markdown(
     precision: int = 3,
     group_key: str | None = None,
 ) -> str:
-    """Markdown table of :func:`paired_differences`: signed "mean ± std" of (reference - row)."""
+    """Markdown table of :func:`paired_differences`: signed "mean ± std" of (reference - row),
+    the mean alone for a single pair."""
     if not paired:
         return ""
     labels, gk = labels or {}, group_key or _group_key(paired)
@@ -225,7 +230,8 @@ def paired_to_markdown(
         cells = [_esc(r.get(gk, "")), str(r.get("n_pairs", ""))]
         for m in metrics:
             mu, sd = r.get(f"{m}_diff_mean"), r.get(f"{m}_diff_std")
-            cell = "–" if mu is None else f"{mu:+.{precision}f} ± {(sd or 0.0):.{precision}f}"
+            count = r.get(f"{m}_diff_n", r.get("n_pairs"))
+            cell = "–" if mu is None else f"{mu:+.{precision}f}" + ("" if count == 1 else f" ± {(sd or 0.0):.{precision}f}")
             if f"{m}_diff_n" in r:
                 cell += f" ({r[f'{m}_diff_n']}/{r.get('n_pairs', '?')})"
             cells.append(cell)
