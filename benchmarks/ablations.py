@@ -38,6 +38,9 @@ SETTINGS: list[tuple[str, dict]] = [
     ("groups=16", {"groups": 16}),
     ("groups=16 + sigma=learned", {"groups": 16, "sigma": "learned"}),
     ("groups=16 + sigma=learned_per_code", {"groups": 16, "sigma": "learned_per_code"}),
+    ("groups=16 + K=32", {"groups": 16, "num_codes": 32}),
+    ("groups=16 + K=64", {"groups": 16, "num_codes": 64}),
+    ("groups=32", {"groups": 32}),
     ("weights=reference (3, 7.5)", {"codebook_weight": 3.0, "commitment_weight": 7.5}),
     ("weights=small (0.1, 0.025)", {"codebook_weight": 0.1, "commitment_weight": 0.025}),
     ("noise_std=0.1", {"noise_std": 0.1}),
@@ -47,6 +50,7 @@ SETTINGS: list[tuple[str, dict]] = [
     ("sigma=learned", {"sigma": "learned"}),
     ("sigma=learned + weights=reference", {"sigma": "learned", "codebook_weight": 3.0, "commitment_weight": 7.5}),
     ("weights=half (0.5, 0.125)", {"codebook_weight": 0.5, "commitment_weight": 0.125}),
+    ("weights=double (2, 0.5)", {"codebook_weight": 2.0, "commitment_weight": 0.5}),
     ("random init + no warm-up", {"codebook_init": "random", "warmup_steps": 0}),
     ("bottleneck=ae (reference row)", {"bottleneck": "ae"}),
 ]

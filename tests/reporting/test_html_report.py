@@ -377,3 +377,16 @@ def test_cli_report(comparison: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert Page(out.read_text(encoding="utf-8")).row_names("results-table")
     assert main(["report", str(tmp_path / "empty-does-not-exist")]) == 2
     assert "softvq report: error:" in capsys.readouterr().err
+
+
+def test_single_run_cells_show_no_spread() -> None:
+    from softvq.reporting.html import _paired_table, _results_table
+
+    summary = [{"bottleneck": "softvq", "n": 3, "kmeans_acc_mean": 0.6, "kmeans_acc_std": 0.01},
+               {"bottleneck": "raw", "n": 1, "kmeans_acc_mean": 0.5, "kmeans_acc_std": 0.0}]
+    page = Page(_results_table(summary))
+    cells = [row[2]["text"] for row in page.tables["results-table"]["body"]]
+    assert cells == ["0.600 ± 0.010", "0.500"]
+    paired = [{"bottleneck": "raw", "reference": "softvq", "n_pairs": 1, "kmeans_acc_diff_mean": 0.1, "kmeans_acc_diff_std": 0.0}]
+    page = Page(_paired_table(paired))
+    assert page.tables["paired-table"]["body"][0][2]["text"] == "+0.100"

@@ -340,6 +340,11 @@ def _best(values: Sequence[Any], metric: str) -> float | None:
     return min(shown) if lower_is_better(metric) else max(shown)
 
 
+def _spread(sd: Any, metric: str, count: Any) -> str:
+    """`` ± std`` markup; nothing for a single value, which has no spread to show."""
+    return f' <span class="pm">± {_fmt(sd, metric)}</span>' if _finite(sd) and count != 1 else ""
+
+
 def _results_table(summary: Sequence[Mapping[str, Any]]) -> str:
     metrics = _metrics_in(summary, "_mean")
     head = '<tr><th>bottleneck</th><th class="num" title="runs (seeds)">n</th>' + "".join(map(_metric_head, metrics)) + "</tr>"
@@ -357,8 +362,7 @@ def _results_table(summary: Sequence[Mapping[str, Any]]) -> str:
             extra = ""
             if f"{m}_n" in r:
                 extra = f' <span class="partial" title="finite values used">({_e(r[f"{m}_n"])}/{_e(r.get("n", "?"))})</span>'
-            std = f' <span class="pm">± {_fmt(sd, m)}</span>' if _finite(sd) else ""
-            cells.append(f'<td class="num{" best" if is_best else ""}">{_fmt(mu, m)}{std}{extra}</td>')
+            cells.append(f'<td class="num{" best" if is_best else ""}">{_fmt(mu, m)}{_spread(sd, m, r.get(f"{m}_n", r.get("n")))}{extra}</td>')
         cls = ' class="anchor"' if name in ANCHORS else ""
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     return (f'<div class="scroll"><table class="results" id="results-table"><thead>{head}</thead>'
@@ -381,8 +385,8 @@ def _paired_table(paired: Sequence[Mapping[str, Any]]) -> str:
                 continue
             ahead = (mu < 0) if lower_is_better(m) else (mu > 0)
             cls = "even" if round(float(mu), _precision(m)) == 0 else ("ahead" if ahead else "behind")
-            std = f' <span class="pm">± {_fmt(sd, m)}</span>' if _finite(sd) else ""
-            cells.append(f'<td class="num {cls}">{float(mu):+.{_precision(m)}f}{std}</td>')
+            spread = _spread(sd, m, r.get(f"{m}_diff_n", r.get("n_pairs")))
+            cells.append(f'<td class="num {cls}">{float(mu):+.{_precision(m)}f}{spread}</td>')
         cls_row = ' class="anchor"' if name in ANCHORS else ""
         body.append(f"<tr{cls_row}>" + "".join(cells) + "</tr>")
     table = (f'<div class="scroll"><table class="paired" id="paired-table"><thead>{head}</thead>'
