@@ -58,13 +58,27 @@ SETTINGS: list[tuple[str, dict]] = [
 METRICS = ["kmeans_acc", "nmi", "ari", "probe_acc", "recon_mse_test", "perplexity", "dead_codes"]
 
 
+def _wanted(values: list[str], parser: argparse.ArgumentParser) -> set[str]:
+    """Setting names from ``--only`` values: a whole name (commas allowed) or a comma-separated list."""
+    names = {name for name, _ in SETTINGS}
+    wanted: set[str] = set()
+    for value in values:
+        parts = [value] if value in names else [v.strip() for v in value.split(",")]
+        unknown = [v for v in parts if v not in names]
+        if unknown:
+            parser.error(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {'; '.join(sorted(names))}")
+        wanted.update(parts)
+    return wanted
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--n-init", type=int, default=10)
-    p.add_argument("--only", default=None, help="comma-separated setting names to run (default: all)")
+    p.add_argument("--only", action="append", default=None, metavar="NAMES",
+                   help="setting names to run, comma-separated or one per --only (default: all)")
     p.add_argument("--base", default="{}", help="JSON overrides for the base config")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -74,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = base.resolved(data.sample_shape).steps
     out = Path(args.out)
     rows = []
-    wanted = None if args.only is None else set(args.only.split(","))
+    wanted = None if args.only is None else _wanted(args.only, p)
     for name, overrides in SETTINGS:
         if wanted is not None and name not in wanted:
             continue
