@@ -81,7 +81,10 @@ def test_small_networks_default_to_one_thread():
 
 
 def test_groups_default_by_network():
-    assert TrainConfig().resolved((1, 28, 28)).groups == 16  # the MLP: chosen on Fashion-MNIST validation
+    mlp = TrainConfig().resolved((1, 28, 28))  # the MLP: chosen on Fashion-MNIST validation
+    assert (mlp.groups, mlp.num_codes, mlp.latent_dim) == (16, 64, 64)
+    small = TrainConfig().resolved((1, 8, 8))
+    assert (small.groups, small.num_codes, small.latent_dim) == (1, 32, 16)
     assert TrainConfig().resolved((1, 8, 8)).groups == 1
     assert TrainConfig().resolved((3, 32, 32)).groups == 1
     assert TrainConfig(groups=4).resolved((1, 28, 28)).groups == 4
