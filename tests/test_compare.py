@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from softvq import TrainConfig
@@ -34,3 +36,37 @@ def test_jobs_give_the_serial_results(tmp_path):
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(SoftVQError, match="jobs must be >= 1, got 0"):
         compare(TrainConfig(steps=2), ["ae"], [0], tmp_path, jobs=0)
+
+
+def test_a_different_config_in_out_is_refused_and_kept(tmp_path):
+    data = load_dataset("digits")
+    kw = dict(n_init=2, anchors=False, dataset=data, progress=False, log=lambda s: None)
+    first = compare(TrainConfig(steps=20, log_every=10, plots=False), ["ae"], [0], tmp_path, **kw)
+    model = (tmp_path / "ae" / "seed0" / "model.pt").read_bytes()
+    with pytest.raises(SoftVQError, match=r"already holds 1 run\(s\) trained with a different config .*--overwrite"):
+        compare(TrainConfig(steps=10, log_every=10, plots=False), ["ae"], [0], tmp_path, **kw)
+    assert (tmp_path / "ae" / "seed0" / "model.pt").read_bytes() == model  # nothing was touched
+    again = compare(TrainConfig(steps=20, log_every=10, plots=False), ["ae"], [0], tmp_path, **kw)
+    assert again["runs"] == first["runs"]  # the same config is still reused
+    other = compare(TrainConfig(steps=10, log_every=10, plots=False), ["ae"], [0], tmp_path, overwrite=True, **kw)
+    assert json.loads((tmp_path / "ae" / "seed0" / "config.json").read_text())["steps"] == 10
+    assert other["runs"][0]["recon_mse_test"] != first["runs"][0]["recon_mse_test"]
+
+
+def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path):
+    data = load_dataset("digits")
+    cfg = TrainConfig(steps=20, log_every=10, plots=False)
+    kw = dict(n_init=2, anchors=False, dataset=data, progress=False, log=lambda s: None)
+    first = compare(cfg, ["softvq"], [0], tmp_path, **kw)
+    run = tmp_path / "softvq" / "seed0"
+    (run / "metrics.json").unlink()  # as if stopped after training, before evaluation
+    history = (run / "history.csv").read_text()
+    again = compare(cfg, ["softvq"], [0], tmp_path, **kw)
+    assert _without_timings(again["runs"]) == _without_timings(first["runs"])
+    assert (run / "history.csv").read_text() == history
+
+
+def test_n_init_is_checked_before_anything_runs(tmp_path):
+    with pytest.raises(SoftVQError, match="n_init .* must be an integer >= 1, got 0"):
+        compare(TrainConfig(steps=2), ["ae"], [0], tmp_path / "c", n_init=0)
+    assert not (tmp_path / "c").exists()

@@ -34,8 +34,14 @@ def test_wrong_type_is_named(tmp_path, key, value):
         TrainConfig.load(tmp_path / "c.json")
 
 
-@pytest.mark.parametrize("kw, name", [({"batch_size": 0}, "batch_size"), ({"sigma": "big"}, "sigma"),
-                                      ({"latent_dim": 10, "groups": 3}, "divisible"), ({"lr": -1.0}, "lr")])
+@pytest.mark.parametrize("kw, name", [
+    ({"batch_size": 0}, "batch_size"), ({"sigma": "big"}, "sigma"),
+    ({"latent_dim": 10, "groups": 3}, "divisible"), ({"lr": -1.0}, "lr"),
+    ({"seed": -1}, r"seed must lie in 0..2\*\*32-1, got -1"), ({"seed": 2**32}, "seed must lie"),
+    ({"steps": "10"}, "steps must be of type int, got str '10'"), ({"lr": "fast"}, "lr must be of type float"),
+    ({"device": "tpu:x"}, "device 'tpu:x' is not a torch device"),
+    ({"bottleneck": "softvq", "steps": 100, "warmup_steps": 100}, "warmup_steps=100 is not below steps=100"),
+])
 def test_invalid_values(kw, name):
     with pytest.raises(ConfigError, match=name):
         TrainConfig(**kw).validate()
@@ -91,3 +97,7 @@ def test_groups_default_by_network():
     assert TrainConfig(latent_dim=24).resolved((1, 28, 28)).groups == 1  # not divisible by 16: not split
     with pytest.raises(ConfigError, match="groups must be positive"):
         TrainConfig(groups=0).validate()
+
+
+def test_warmup_longer_than_training_is_fine_for_bottlenecks_without_a_quantizer():
+    TrainConfig(bottleneck="ae", steps=10, warmup_steps=500).validate()

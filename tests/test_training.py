@@ -47,6 +47,10 @@ def test_run_directory_and_load(tmp_path, digits):
     z = model.encode(x)
     assert z.shape == (5, 16)
     assert model.decode(z).shape == (5, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"x must be a floating-point torch.Tensor of shape \(B, 1, 8, 8\), got ndarray"):
+        model.encode(x.numpy())
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 8, 8\), got \(5, 1, 28, 28\)"):
+        model.encode(torch.rand(5, 1, 28, 28))
     # the config file alone reproduces the run
     again = softvq.train(TrainConfig.load(run / "config.json"), tmp_path / "again", dataset=digits, progress=False)
     s1, s2 = (torch.load(p / "model.pt", weights_only=True) for p in (run, again))

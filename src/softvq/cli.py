@@ -12,7 +12,7 @@ from typing import Sequence
 
 from . import _io
 from .config import TrainConfig, parse_value
-from .errors import ConfigError, SoftVQError
+from .errors import ConfigError, SoftVQError, TrainingInterrupted
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
@@ -62,8 +62,11 @@ def _config_from_args(args: argparse.Namespace, base: TrainConfig | None = None)
 def _cmd_train(args: argparse.Namespace) -> int:
     from .distributed import setup
     from .evaluation.evaluate import evaluate_run
+    from .evaluation.metrics import check_kmeans_options
     from .training import train
 
+    if args.evaluate:  # before training, not after it
+        check_kmeans_options(args.n_init, 0)
     if args.resume:
         changed = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)]
         if changed or args.config or args.out or args.overwrite:
@@ -124,10 +127,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.first_seed, args.first_seed + n_seeds))
     cfg = _config_from_args(args, TrainConfig.from_dict(preset.config))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _io.write_text(out / "command.txt", "softvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
     result = compare(cfg, names, seeds, out, n_init=n_init, anchors=not args.no_anchors,
-                     progress=not args.quiet, jobs=jobs)
+                     progress=not args.quiet, jobs=jobs, overwrite=args.overwrite)
+    _io.write_text(out / "command.txt", "softvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
     print()
     print(tables.format_terminal(result["summary"], result["metrics"]))
     print(f"\ntables written to {Path(args.out) / 'results.md'} (.csv, .json)")
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="base config for every run (flags override it)")
     p.add_argument("--n-init", type=int, default=None, help="k-means restarts (default: 10)")
     p.add_argument("--no-anchors", action="store_true", help="skip the raw-pixel and PCA rows")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain runs in --out that were made with a different config (default: refuse)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="runs trained at once, in worker processes sharing the CPU cores (default: 1, or the preset's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -197,9 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except TrainingInterrupted as exc:
+        print(f"softvq {args.command}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except SoftVQError as exc:
         print(f"softvq {args.command}: error: {exc}", file=sys.stderr)
-        return 130 if type(exc).__name__ == "TrainingInterrupted" else 2
+        return 2
     except KeyboardInterrupt:
         print(f"softvq {args.command}: interrupted", file=sys.stderr)
         return 130

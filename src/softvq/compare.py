@@ -18,8 +18,9 @@ from . import _io, run as rundir
 from .bottlenecks import BOTTLENECKS
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .errors import SoftVQError
+from .errors import SoftVQError, TrainingInterrupted
 from .evaluation.evaluate import evaluate_features, evaluate_run
+from .evaluation.metrics import check_kmeans_options
 from .reporting import tables
 from .training import train
 
@@ -67,11 +68,15 @@ def compare(
     progress: bool = True,
     log: Callable[[str], None] = print,
     jobs: int = 1,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train every bottleneck for every seed with ``base``'s budget, evaluate, tabulate.
 
-    Runs go to ``out_dir/<bottleneck>/seed<k>``; a run that already has ``metrics.json``
-    and the same config is reused, so an interrupted comparison can be restarted.
+    Runs go to ``out_dir/<bottleneck>/seed<k>``. A run with the same config that has
+    ``metrics.json`` is reused, and one that stopped early continues from its checkpoint,
+    so an interrupted comparison is restarted by calling it again. A run directory
+    holding a different config is an error before anything is trained, unless
+    ``overwrite`` (then it is trained again from scratch).
     Writes ``results.{md,csv,json}`` (mean and std per metric), ``runs.json`` (every
     run) and ``paired.{md,json}`` (softvq minus each other row, paired by seed).
     ``jobs > 1`` trains that many runs at once in worker processes, each with
@@ -81,25 +86,39 @@ def compare(
     """
     if jobs < 1:
         raise SoftVQError(f"jobs must be >= 1, got {jobs}")
+    check_kmeans_options(n_init, 0)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data = dataset if dataset is not None else load_dataset(base.dataset, base.data_dir, validation=base.validation)
-    todo: list[tuple[int, TrainConfig, Path]] = []
+    todo: list[tuple[int, TrainConfig, Path, bool]] = []
     results: dict[int, dict[str, Any]] = {}
+    conflicts: list[str] = []
     for name in bottlenecks:
         for seed in seeds:
             cfg = dataclasses.replace(base, bottleneck=name, seed=seed, plots=base.plots and seed == seeds[0])
             run_dir = out / name / f"seed{seed}"
-            if _finished(run_dir, cfg.resolved(data.sample_shape)):
+            state = _run_state(run_dir, cfg.resolved(data.sample_shape))
+            if state == "finished":
                 results[len(results) + len(todo)] = rundir.read_json(run_dir / rundir.METRICS)
                 log(f"[{name} seed {seed}] reused {run_dir}")
-            else:
-                todo.append((len(results) + len(todo), cfg, run_dir))
-    for i, metrics in _run_all(todo, data, n_init, jobs, progress):
-        results[i] = metrics
-        log(f"[{metrics['bottleneck']} seed {metrics['seed']}] "
-            + ", ".join(f"{k}={metrics[k]:.3f}" for k in TABLE_METRICS[:4] if k in metrics)
-            + f" ({metrics['wall_seconds']:.0f}s)")
+                continue
+            if state == "different" and not overwrite:
+                conflicts.append(str(run_dir))
+            todo.append((len(results) + len(todo), cfg, run_dir, state == "resumable"))
+    if conflicts:
+        raise SoftVQError(f"{out} already holds {len(conflicts)} run(s) trained with a different config "
+                          f"({', '.join(conflicts[:3])}{', ...' if len(conflicts) > 3 else ''}); nothing was changed. "
+                          "Pass --overwrite to retrain them, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for i, metrics in _run_all(todo, data, n_init, jobs, progress):
+            results[i] = metrics
+            log(f"[{metrics['bottleneck']} seed {metrics['seed']}] "
+                + ", ".join(f"{k}={metrics[k]:.3f}" for k in TABLE_METRICS[:4] if k in metrics)
+                + f" ({metrics['wall_seconds']:.0f}s)")
+    except TrainingInterrupted as exc:
+        raise TrainingInterrupted(f"{exc.args[0].split(';')[0]}; finished runs are kept and unfinished ones "
+                                  "have checkpoints: run the same compare command again to continue",
+                                  exc.signum) from None
     rows: list[dict[str, Any]] = [results[i] for i in sorted(results)]
     if anchors and data.y_test is not None:
         latent_dim = base.resolved(data.sample_shape).latent_dim
@@ -118,9 +137,13 @@ def compare(
     return result
 
 
-def _train_and_evaluate(cfg: TrainConfig, run_dir: Path, n_init: int, data: Dataset, progress: bool) -> dict[str, Any]:
+def _train_and_evaluate(cfg: TrainConfig, run_dir: Path, resume: bool, n_init: int, data: Dataset,
+                        progress: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
-    train(cfg, run_dir, dataset=data, overwrite=True, progress=progress)
+    if resume:
+        train(cfg, run_dir, dataset=data, resume=True, progress=progress)
+    else:
+        train(cfg, run_dir, dataset=data, overwrite=True, progress=progress)
     metrics = evaluate_run(run_dir, n_init=n_init, seed=cfg.seed, dataset=data)
     metrics["wall_seconds"] = round(time.perf_counter() - t0, 2)
     _io.write_json(run_dir / rundir.METRICS, metrics)
@@ -136,25 +159,26 @@ def _worker_init(data: Dataset, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker_run(cfg: TrainConfig, run_dir: Path, n_init: int) -> dict[str, Any]:
+def _worker_run(cfg: TrainConfig, run_dir: Path, resume: bool, n_init: int) -> dict[str, Any]:
     assert _WORKER_DATA is not None
-    return _train_and_evaluate(cfg, run_dir, n_init, _WORKER_DATA, progress=False)
+    return _train_and_evaluate(cfg, run_dir, resume, n_init, _WORKER_DATA, progress=False)
 
 
 def _run_all(
-    todo: list[tuple[int, TrainConfig, Path]], data: Dataset, n_init: int, jobs: int, progress: bool
+    todo: list[tuple[int, TrainConfig, Path, bool]], data: Dataset, n_init: int, jobs: int, progress: bool
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Train and evaluate each ``(index, cfg, run_dir)``; yield ``(index, metrics)`` as runs finish."""
+    """Train (or resume) and evaluate each ``(index, cfg, run_dir, resume)``; yield
+    ``(index, metrics)`` as runs finish."""
     if jobs == 1 or len(todo) <= 1:
-        for i, cfg, run_dir in todo:
-            yield i, _train_and_evaluate(cfg, run_dir, n_init, data, progress)
+        for i, cfg, run_dir, resume in todo:
+            yield i, _train_and_evaluate(cfg, run_dir, resume, n_init, data, progress)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # spawn, not fork: a forked child of a process whose OpenMP pool is running can hang
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
                              initargs=(data, threads)) as pool:
-        futures = {pool.submit(_worker_run, cfg, run_dir, n_init): i for i, cfg, run_dir in todo}
+        futures = {pool.submit(_worker_run, cfg, run_dir, resume, n_init): i for i, cfg, run_dir, resume in todo}
         try:
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
@@ -164,10 +188,18 @@ def _run_all(
             raise
 
 
-def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
-    if not (run_dir / rundir.METRICS).exists() or not (run_dir / rundir.CONFIG).exists():
-        return False
+def _run_state(run_dir: Path, cfg: TrainConfig) -> str:
+    """``"new"`` (nothing there), ``"finished"`` (same config, evaluated), ``"resumable"``
+    (same config, a checkpoint), ``"restart"`` (same config, no checkpoint yet) or
+    ``"different"`` (another config, or an unreadable one)."""
+    if not (run_dir / rundir.CONFIG).exists():
+        return "new"
     try:
-        return rundir.read_json(run_dir / rundir.CONFIG) == cfg.to_dict()
+        same = rundir.read_json(run_dir / rundir.CONFIG) == cfg.to_dict()
     except SoftVQError:
-        return False
+        return "different"
+    if not same:
+        return "different"
+    if (run_dir / rundir.METRICS).exists():
+        return "finished"
+    return "resumable" if (run_dir / rundir.CHECKPOINT).exists() else "restart"

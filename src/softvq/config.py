@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+
 from . import _io
 from .errors import ConfigError
 
@@ -89,9 +91,11 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        """Raise ConfigError for values out of range."""
+        """Raise ConfigError for values of the wrong type or out of range."""
+        hints = typing.get_type_hints(type(self))
         for f in fields(self):
             value = getattr(self, f.name)
+            coerce(f.name, value, hints[f.name], "config")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
             choices = f.metadata.get("choices")
@@ -106,6 +110,16 @@ class TrainConfig:
             raise ConfigError(f"latent_dim={self.latent_dim} must be divisible by groups={self.groups}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if (self.bottleneck in ("vq", "softvq") and self.steps is not None and self.warmup_steps is not None
+                and self.warmup_steps >= self.steps):
+            raise ConfigError(f"warmup_steps={self.warmup_steps} is not below steps={self.steps}: the {self.bottleneck} "
+                              "bottleneck would never switch on (use --bottleneck ae for a plain autoencoder)")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must lie in 0..2**32-1, got {self.seed}")
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise ConfigError(f"device {self.device!r} is not a torch device; use cpu, cuda or cuda:N") from None
         for name in ("dead_code_restart", "codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -211,7 +211,12 @@ def device_for(ctx: Context, device: str) -> torch.device:
     """The device this rank trains on: ``cuda`` means ``cuda:LOCAL_RANK`` in a job."""
     dev = torch.device(device)
     if ctx.active and dev.type == "cuda" and dev.index is None:
-        return torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
+        dev = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
+    try:
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
+        raise SoftVQError(f"device {device!r} is not available here (torch {torch.__version__}): "
+                          f"{str(exc).splitlines()[0]}") from None
     return dev
 
 

@@ -19,7 +19,18 @@ class ConfigError(SoftVQError, ValueError):
 
 
 class TrainingInterrupted(SoftVQError):
-    """SIGINT/SIGTERM arrived; a checkpoint was saved and the run can be resumed (exit 130)."""
+    """SIGINT/SIGTERM arrived; a checkpoint was saved and the run can be resumed.
+
+    ``signum`` is the signal that stopped the run; the CLI exits with ``128 + signum``
+    (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it.
+    """
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    def __reduce__(self):  # keep signum across process boundaries (compare --jobs)
+        return type(self), (self.args[0], self.signum)
 
 
 class TrainingDiverged(SoftVQError):

@@ -40,7 +40,8 @@ def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], output: str = "
     assert cfg.network is not None and cfg.latent_dim is not None
     try:
         encoder, decoder, features = build_networks(cfg.network, sample_shape, cfg.latent_dim, output)
-        return Autoencoder(encoder, build_bottleneck(cfg.bottleneck, features, cfg), decoder)  # type: ignore[arg-type]
+        bottleneck = build_bottleneck(cfg.bottleneck, features, cfg)  # type: ignore[arg-type]
+        return Autoencoder(encoder, bottleneck, decoder, sample_shape=tuple(sample_shape))
     except ValueError as exc:  # a layer refused a setting the config check let through
         raise ConfigError(f"invalid settings for {cfg.bottleneck}: {exc}") from None
 

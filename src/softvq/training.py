@@ -7,7 +7,7 @@ Reliability guarantees (tested in ``tests/reliability``, listed in ``docs/reliab
   dead-code usage counts. A run interrupted at step ``s`` and resumed ends with
   bit-identical weights (on CPU) to one that never stopped.
 * SIGINT/SIGTERM finish the current step, write a checkpoint and raise
-  :class:`~softvq.errors.TrainingInterrupted` (the CLI exits 130). A second Ctrl-C
+  :class:`~softvq.errors.TrainingInterrupted` (the CLI exits 128 + the signal: 130, 143). A second Ctrl-C
   (after 2 s) aborts at once; the previous checkpoint is still intact.
 * Every file is written atomically (:mod:`softvq._io`); ``kill -9`` at any moment
   leaves the previous complete file, never a torn one.
@@ -379,7 +379,7 @@ def train(
             loop["count"] += 1
             if done % cfg.log_every == 0 or done == cfg.steps:
                 mean = ctx.mean_of({k: v / loop["count"] for k, v in sums.items()})
-                row = {"step": float(done), **{k: mean[k] for k in sums}}
+                row = {"step": done, **{k: mean[k] for k in sums}}
                 history.append(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", recon=f"{row['recon']:.4f}")
                 loop.update(sums={}, count=0)
@@ -389,7 +389,8 @@ def train(
                 checkpoint_now(done)
                 names = "/".join(sorted({signal.Signals(s).name for s in signals})) or "another rank's signal"
                 raise TrainingInterrupted(f"interrupted by {names} at step {done}; checkpoint saved. "
-                                          f"Continue with: softvq train --resume {out}")
+                                          f"Continue with: softvq train --resume {out}",
+                                          signals[0] if signals else signal.SIGINT)
             if done % checkpoint_every == 0 and done < cfg.steps:
                 checkpoint_now(done)
                 last_checkpoint = done

@@ -70,10 +70,33 @@ def test_integral_float_labels_accepted(tmp_path):
     assert ds.class_names == ["1", "2"]
 
 
-def test_singleton_class_gives_plain_split(tmp_path):
+def test_singleton_class_is_refused_by_the_automatic_split(tmp_path):
     y = np.array([0] * 9 + [1])
+    with pytest.raises(DataError, match="class\\(es\\) 1 of y have a single sample"):
+        load_dataset(str(_npz(tmp_path, X=np.random.default_rng(0).random((10, 2)), y=y)))
+
+
+def test_too_few_test_samples_for_every_class_gives_a_plain_split(tmp_path):
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])  # 2 test samples cannot hold 5 classes
     ds = load_dataset(str(_npz(tmp_path, X=np.random.default_rng(0).random((10, 2)), y=y)))
     assert len(ds.y_train) == 8 and len(ds.y_test) == 2
+    assert set(ds.y_test.tolist()) <= set(ds.y_train.tolist())
+
+
+def test_test_classes_absent_from_training_are_refused(tmp_path):
+    x = np.random.default_rng(0).random((6, 2))
+    with pytest.raises(DataError, match="class\\(es\\) 9 absent from the training labels"):
+        load_dataset(str(_npz(tmp_path, X=x, y=[0, 0, 1, 1, 0, 1], X_test=x[:2], y_test=[9, 0])))
+    with pytest.raises(DataError, match="class\\(es\\) 100 absent from the training labels"):
+        load_dataset(str(_npz(tmp_path, name="e.npz", X=x[:3], y=[3, 7, 3], X_test=x[:1], y_test=[100])))
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy"])
+def test_text_file_under_a_numpy_name(tmp_path, suffix):
+    path = tmp_path / f"notes{suffix}"
+    path.write_text("just some notes\n")
+    with pytest.raises(DataError, match=r"notes\%s: not a NumPy \.npy or \.npz file \(it starts with b'just som'\)" % suffix):
+        load_dataset(str(path))
 
 
 @pytest.mark.parametrize("shape, expected", [

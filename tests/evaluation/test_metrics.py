@@ -126,6 +126,14 @@ def test_kmeans_validates_shapes():
         kmeans_metrics(z, y, n_clusters=1000)
 
 
+@pytest.mark.parametrize("kw, message", [({"n_init": 0}, "n_init .* >= 1, got 0"), ({"n_init": 2.5}, "n_init"),
+                                         ({"seed": -1}, r"seed must be an integer in 0..2\*\*32-1, got -1")])
+def test_kmeans_options_get_our_message_not_sklearns(kw, message):
+    z, y = _blobs(n_per=10)
+    with pytest.raises(MetricInputError, match=message):
+        kmeans_metrics(z, y, **kw)
+
+
 # ---------------------------------------------------------------- linear probe
 
 

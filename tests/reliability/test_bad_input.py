@@ -46,6 +46,8 @@ def fails(capsys, argv: list[str], *messages: str) -> str:
         (torch.zeros(3, 4, dtype=torch.long), "z must be a floating-point tensor, got dtype torch.int64"),
         (np.zeros((3, 4), np.float32), "z must be a torch.Tensor, got ndarray"),
         (torch.zeros(()), r"got shape \(\)"),
+        (torch.zeros(0, 4), r"z holds no vectors \(shape \(0, 4\)\)"),
+        (torch.zeros(2, 0, 4), r"z holds no vectors \(shape \(2, 0, 4\)\)"),
     ],
 )
 def test_wrong_shapes_and_dtypes_for_the_layers(layer, z, message):
@@ -87,6 +89,11 @@ def test_layer_num_codes_below_one(k):
         (["--num-codes", "0"], "num_codes must be positive, got 0"),
         (["--num-codes", "-1"], "num_codes must be positive, got -1"),
         (["--lr", "inf"], "lr must be a finite number, got inf"),
+        (["--seed", "-1"], "seed must lie in 0..2**32-1, got -1"),
+        (["--device", "tpu:x"], "device 'tpu:x' is not a torch device"),
+        (["--device", "cuda:99"], "device 'cuda:99' is not available here"),  # no such GPU, with or without CUDA
+        (["--warmup-steps", "5"], "warmup_steps=5 is not below steps=5"),
+        (["--evaluate", "--n-init", "0"], "n_init (k-means restarts) must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_values_on_the_command_line(tmp_path, capsys, flags, message):
@@ -121,6 +128,9 @@ def test_labels_not_0_to_k_minus_1_are_remapped(tmp_path, digits):
     run = softvq.train(small_cfg(dataset=path, steps=3, log_every=3, num_codes=4), tmp_path / "r", progress=False)
     meta = json.loads((run / "meta.json").read_text())
     assert meta["class_names"] == ["-2", "3", "7", "100"] and meta["num_classes"] == 4
+    with np.load(softvq.embed(run, tmp_path / "z.npz")) as f:  # the mapping travels with the labels
+        assert f["class_names"].tolist() == ["-2", "3", "7", "100"]
+        assert sorted(set(f["class_names"][f["y"]].tolist())) == ["-2", "100", "3", "7"]
 
 
 def _write_mnist(folder: Path, n: int = 8, truncate: str | None = None, html: str | None = None) -> Path:

@@ -9,7 +9,8 @@ images with C in {1, 3}. Scaling: uint8 -> value / 255 ("sigmoid"); other
 integer images within 0..255 likewise; data already within [0, 1] as-is
 ("sigmoid"); anything else standardized per feature with the TRAIN mean/std
 ("linear"). Labels that are not 0..k-1 are remapped in sorted order and
-``class_names`` holds the original values as strings.
+``class_names`` holds the original values as strings. Every test class must occur
+in the training labels, and the automatic split needs at least 2 samples per class.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softvq.data._common import check_not_html
+from softvq.data._common import check_not_html, read_head
 from softvq.data.dataset import Dataset
 from softvq.errors import DataError
 
 _STD_FLOOR = 1e-8
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"  # .npz files are zip archives
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -34,6 +37,10 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     check_not_html(path, "a NumPy file")
+    head = read_head(path, 8)
+    if not head.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
+        raise DataError(f"{path}: not a NumPy .npy or .npz file (it starts with {head!r}); "
+                        "save arrays with numpy.save or numpy.savez")
     try:
         obj = np.load(path, allow_pickle=False)
         if isinstance(obj, np.ndarray):
@@ -97,6 +104,10 @@ def _encode_labels(y_tr: np.ndarray, y_te: np.ndarray,
     """Map labels to 0..k-1 (sorted order); names are returned only when remapped."""
     if (y_tr.dtype.kind in "US") != (y_te.dtype.kind in "US"):
         raise DataError(f"{path}: y and y_test must both be numbers or both be strings")
+    unseen = np.setdiff1d(y_te, y_tr)
+    if unseen.size:
+        raise DataError(f"{path}: the test labels hold class(es) {', '.join(map(str, unseen[:10].tolist()))} "
+                        "absent from the training labels; the linear probe could never predict them")
     classes = np.unique(np.concatenate([y_tr, y_te]))
     if classes.dtype.kind in "iu" and np.array_equal(classes, np.arange(len(classes))):
         return y_tr.astype(np.int64), y_te.astype(np.int64), None
@@ -110,8 +121,14 @@ def _split(n: int, y: np.ndarray | None, path: Path) -> tuple[np.ndarray, np.nda
 
     if n < 2:
         raise DataError(f"{path}: {n} sample(s) is fewer than the 2 needed for a train/test split")
+    if y is not None:
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() < 2:
+            rare = ", ".join(str(c) for c in classes[counts < 2][:10])
+            raise DataError(f"{path}: class(es) {rare} of y have a single sample; every class needs at least 2 "
+                            "(one for each split): drop them, or give X_test/y_test yourself")
     idx = np.arange(n)
-    if y is not None and np.unique(y, return_counts=True)[1].min() >= 2:
+    if y is not None:
         try:
             return train_test_split(idx, test_size=0.2, stratify=y, random_state=0)
         except ValueError:  # too few test samples to hold every class

@@ -14,7 +14,7 @@ from ..errors import SoftVQError
 from .encode import encode_split
 from sklearn.metrics import normalized_mutual_info_score
 
-from .metrics import clustering_accuracy, codebook_usage, kmeans_metrics, linear_probe
+from .metrics import check_kmeans_options, clustering_accuracy, codebook_usage, kmeans_metrics, linear_probe
 
 
 def evaluate_features(
@@ -62,6 +62,7 @@ def evaluate_run(
     with one group, ``code_acc``/``code_nmi``: the most probable code used as the cluster
     (accuracy counts clusters beyond the number of classes as errors).
     """
+    check_kmeans_options(n_init, seed)
     run_dir = Path(run_dir)
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
@@ -94,7 +95,12 @@ def evaluate_run(
 
 
 def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", dataset: Dataset | None = None) -> Path:
-    """Write the downstream latents of a split to ``out_file`` (``.npz`` with ``z``, ``y``)."""
+    """Write the downstream latents of a split to ``out_file``.
+
+    The ``.npz`` holds ``z`` ``(N, latent_dim)``, ``y`` ``(N,)`` labels as 0..k-1,
+    ``class_names`` ``(k,)`` (the dataset's own label for each index, when it has names),
+    and ``codes`` ``(N, groups)`` (the most probable codeword, quantizers only).
+    """
     if split not in ("train", "test"):
         raise SoftVQError(f"--split must be train or test, got {split!r}")
     run_dir, out_file = Path(run_dir), Path(out_file)
@@ -110,5 +116,7 @@ def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", da
         arrays["y"] = y.numpy()
     if enc.indices is not None:
         arrays["codes"] = enc.indices
+    if y is not None and data.class_names:  # y holds 0..k-1; class_names[y] are the dataset's own labels
+        arrays["class_names"] = np.array(data.class_names)
     _io.write_npz(out_file, **arrays)
     return out_file

@@ -22,6 +22,7 @@ from softvq.errors import SoftVQError
 
 __all__ = [
     "MetricInputError",
+    "check_kmeans_options",
     "clustering_accuracy",
     "kmeans_labels",
     "kmeans_metrics",
@@ -81,8 +82,17 @@ def clustering_accuracy(y_true: Any, y_pred: Any) -> float:
     return float(table[rows, cols].sum() / y_true.size)
 
 
+def check_kmeans_options(n_init: Any, seed: Any) -> None:
+    """MetricInputError unless ``n_init >= 1`` and ``seed`` lies in 0..2**32-1 (what KMeans takes)."""
+    if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
+        raise MetricInputError(f"n_init (k-means restarts) must be an integer >= 1, got {n_init!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise MetricInputError(f"seed must be an integer in 0..2**32-1, got {seed!r}")
+
+
 def kmeans_labels(z: Any, n_clusters: int, n_init: int = 10, seed: int = 0) -> np.ndarray:
     """K-means cluster index (N,) int for latents z (N, D)."""
+    check_kmeans_options(n_init, seed)
     z = _latents(z, "z")
     if not 1 <= n_clusters <= z.shape[0]:
         raise MetricInputError(f"n_clusters must be in [1, {z.shape[0]}], got {n_clusters}")

@@ -50,4 +50,6 @@ def check_latents(z: object, code_dim: int, name: str = "z") -> torch.Tensor:
             f"{name} must have shape (..., code_dim={code_dim}) with channels last, "
             f"got shape {tuple(z.shape)}"
         )
+    if z.numel() == 0:  # the mean losses and the perplexity of no vectors would be NaN
+        raise ValueError(f"{name} holds no vectors (shape {tuple(z.shape)}); skip the call for an empty batch")
     return z

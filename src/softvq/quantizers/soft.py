@@ -98,7 +98,7 @@ class SoftVQ(nn.Module):
         if self.min_sigma >= self.max_sigma:
             raise ValueError(f"min_sigma ({min_sigma}) must be smaller than max_sigma ({max_sigma})")
         if not self.min_sigma <= init_sigma <= self.max_sigma:
-            raise ValueError(f"init_sigma={init_sigma} lies outside [min_sigma, max_sigma]")
+            raise ValueError(f"init_sigma={init_sigma} lies outside [min_sigma, max_sigma] = [{self.min_sigma:g}, {self.max_sigma:g}]")
         self.prior_mode = check_choice("prior", prior, PRIOR_MODES)
         self.gradient = check_choice("gradient", gradient, GRADIENT_MODES)
         self.noise_std = check_nonnegative_float("noise_std", noise_std)
