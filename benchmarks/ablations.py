@@ -41,6 +41,8 @@ SETTINGS: list[tuple[str, dict]] = [
     ("groups=16 + K=32", {"groups": 16, "num_codes": 32}),
     ("groups=16 + K=64", {"groups": 16, "num_codes": 64}),
     ("groups=32", {"groups": 32}),
+    ("sigma head rank 64", {"sigma_head_rank": 64}),
+    ("sigma head rank 16", {"sigma_head_rank": 16}),
     ("weights=reference (3, 7.5)", {"codebook_weight": 3.0, "commitment_weight": 7.5}),
     ("weights=small (0.1, 0.025)", {"codebook_weight": 0.1, "commitment_weight": 0.025}),
     ("noise_std=0.1", {"noise_std": 0.1}),

@@ -58,6 +58,7 @@ MODELS: tuple[tuple[str, dict], ...] = (
     ("vq", {"bottleneck": "vq"}),
     ("softvq", {"bottleneck": "softvq"}),
     ("softvq 1 group, K=128", {"bottleneck": "softvq", "groups": 1, "num_codes": 128}),
+    ("softvq sigma head rank 64", {"bottleneck": "softvq", "sigma_head_rank": 64}),
     ("softvq learned-sigma", {"bottleneck": "softvq", "sigma": "learned"}),
     ("softvq exact", {"bottleneck": "softvq", "gradient": "exact"}),
 )

@@ -58,6 +58,7 @@ class TrainConfig:
     gradient: str = _opt("straight_through", "soft VQ gradient mode", ("straight_through", "exact"))
     normalization: str = _opt("gaussian", "soft VQ normalization term", ("gaussian", "reference", "none"))
     noise_std: float = _opt(0.0, "soft VQ training-time noise on z")
+    sigma_head_rank: Optional[int] = _opt(None, "predicted sigma: factor the log-sigma head through this rank (default 0: a full dense layer, as chosen on validation)")
     # other bottlenecks
     vq_ema_decay: Optional[float] = _opt(None, "hard VQ: EMA codebook decay (None: gradient updates)")
     dae_noise_std: float = _opt(0.1, "dae: std of latent noise in training")
@@ -85,8 +86,9 @@ class TrainConfig:
         threads = self.threads if self.threads is not None else (1 if net == "small-mlp" else None)
         warmup = self.warmup_steps if self.warmup_steps is not None else steps // 3
         groups = self.groups if self.groups is not None else (16 if net == "mlp" and latent % 16 == 0 else 1)
+        head_rank = self.sigma_head_rank if self.sigma_head_rank is not None else 0
         cfg = dataclasses.replace(self, network=net, latent_dim=latent, num_codes=codes, steps=steps, threads=threads,
-                                  warmup_steps=warmup, groups=groups)
+                                  warmup_steps=warmup, groups=groups, sigma_head_rank=head_rank)
         cfg.validate()
         return cfg
 
@@ -120,6 +122,8 @@ class TrainConfig:
             torch.device(self.device)
         except RuntimeError:
             raise ConfigError(f"device {self.device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+        if self.sigma_head_rank is not None and self.sigma_head_rank < 0:
+            raise ConfigError(f"sigma_head_rank must be >= 0 (0: a full dense head), got {self.sigma_head_rank}")
         for name in ("dead_code_restart", "codebook_weight", "commitment_weight", "noise_std", "dae_noise_std", "kl_weight", "infodrop_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -96,6 +96,25 @@ def test_quantized_groups_share_one_codebook_and_predicted_head():
         Quantized(10, 9, VQ(6, 3), groups=2)
 
 
+def test_factored_sigma_head_is_the_product_of_two_maps():
+    torch.manual_seed(0)
+    b = Quantized(10, 8, SoftVQ(6, 4, sigma="predicted"), groups=2, sigma_head_rank=3)
+    down, up = b.sigma_head
+    assert down.weight.shape == (3, 10) and down.bias is None and up.weight.shape == (12, 3)
+    assert sum(p.numel() for p in b.sigma_head.parameters()) == 3 * 10 + 12 * 3 + 12  # not 10 * 12 + 12
+    # its log-sigmas are those of a full head whose weight is up @ down
+    full = Quantized(10, 8, SoftVQ(6, 4, sigma="predicted"), groups=2)
+    full.load_state_dict({**{k: v for k, v in b.state_dict().items() if not k.startswith("sigma_head")},
+                          "sigma_head.weight": up.weight @ down.weight, "sigma_head.bias": up.bias})
+    h = torch.randn(5, 10)
+    torch.testing.assert_close(b(h).probs, full(h).probs)
+    with pytest.raises(ValueError, match="sigma_head_rank must be a positive integer, got 0"):
+        Quantized(10, 8, SoftVQ(6, 4, sigma="predicted"), groups=2, sigma_head_rank=0)
+    # from a config: 0 (the default) is the full head
+    assert isinstance(build_bottleneck("softvq", 10, _opts(sigma="predicted")).sigma_head, torch.nn.Linear)
+    assert len(build_bottleneck("softvq", 10, _opts(sigma="predicted", sigma_head_rank=2)).sigma_head) == 2
+
+
 def test_downstream_pre_and_post():
     torch.manual_seed(0)
     pre = Quantized(4, 2, VQ(3, 2), downstream="pre").eval()

@@ -25,6 +25,11 @@ class Quantized(Bottleneck):
             ``code_dim = latent_dim / groups``.
         downstream: ``"pre"`` exposes the encoder output ``z`` as the downstream latent
             (what the reference code evaluated), ``"post"`` the quantizer output.
+        sigma_head_rank: None for a full dense log-sigma head, or ``r`` to factor it into
+            ``in_features -> r -> groups * num_codes`` (two linear maps, no nonlinearity):
+            ``r * (in_features + groups * num_codes)`` weights instead of
+            ``in_features * groups * num_codes``, which matters once ``groups * num_codes``
+            is as large as the encoder's layers.
     """
 
     def __init__(
@@ -35,6 +40,7 @@ class Quantized(Bottleneck):
         *,
         groups: int = 1,
         downstream: Literal["pre", "post"] = "pre",
+        sigma_head_rank: int | None = None,
     ) -> None:
         super().__init__(in_features, latent_dim)
         self.groups = check_positive_int("groups", groups)
@@ -49,7 +55,13 @@ class Quantized(Bottleneck):
         self.num_codes = quantizer.num_codes
         self.proj = nn.Linear(in_features, latent_dim)
         predicted = isinstance(quantizer, SoftVQ) and quantizer.sigma_mode == "predicted"
-        self.sigma_head = nn.Linear(in_features, groups * quantizer.num_codes) if predicted else None
+        outputs = groups * quantizer.num_codes
+        self.sigma_head: nn.Module | None = None
+        if predicted and sigma_head_rank is None:
+            self.sigma_head = nn.Linear(in_features, outputs)
+        elif predicted:
+            rank = check_positive_int("sigma_head_rank", sigma_head_rank)
+            self.sigma_head = nn.Sequential(nn.Linear(in_features, rank, bias=False), nn.Linear(rank, outputs))
         #: while True the quantizer is skipped (a plain AE warm-up before k-means init)
         self.bypass = False
 

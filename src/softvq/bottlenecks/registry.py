@@ -27,6 +27,7 @@ class BottleneckOptions(Protocol):
     gradient: str
     normalization: str
     noise_std: float
+    sigma_head_rank: int | None
     vq_ema_decay: float | None
     dae_noise_std: float
     kl_weight: float
@@ -64,7 +65,8 @@ def _softvq(n: int, o: BottleneckOptions) -> Bottleneck:
     q = SoftVQ(o.num_codes, o.latent_dim // _groups(o), sigma=o.sigma, init_sigma=o.init_sigma,  # type: ignore[arg-type]
                prior=o.prior, gradient=o.gradient, normalization=o.normalization,  # type: ignore[arg-type]
                noise_std=o.noise_std, codebook_weight=o.codebook_weight, commitment_weight=o.commitment_weight)
-    return Quantized(n, o.latent_dim, q, groups=_groups(o), downstream=o.downstream)  # type: ignore[arg-type]
+    return Quantized(n, o.latent_dim, q, groups=_groups(o), downstream=o.downstream,  # type: ignore[arg-type]
+                     sigma_head_rank=o.sigma_head_rank or None)  # None or 0: a full dense head
 
 
 #: name -> builder(in_features, options) -> Bottleneck
