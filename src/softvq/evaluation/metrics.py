@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import entropy
 from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.preprocessing import StandardScaler
@@ -127,14 +126,16 @@ def linear_probe(
     z_test: Any,
     y_test: Any,
     seed: int = 0,
-    max_iter: int = 100,
+    max_iter: int = 1000,
     C: float = 1.0,
 ) -> float:
-    """Test accuracy of a softmax classifier on standardized latents.
+    """Test accuracy of a softmax classifier (linear probe) on standardized latents.
 
-    z_*: (N, D) latents, y_*: (N,) labels. The scaler is fit on the training set
-    only. The classifier is scikit-learn's ``LogisticRegression(C=C)`` objective,
-    minimized by at most ``max_iter`` L-BFGS iterations (see :func:`_fit_softmax`).
+    z_*: (N, D) latents, y_*: (N,) labels. The scaler is fit on the training set only;
+    the classifier is scikit-learn's ``LogisticRegression(C=C)`` (multinomial, lbfgs)
+    fit to convergence: ``max_iter=1000`` leaves room for the 300-400 iterations that
+    64-d Fashion-MNIST latents need (100 iterations stop about 0.01 accuracy short).
+    scikit-learn warns (ConvergenceWarning) if it still stops early.
     """
     z_train, z_test = _latents(z_train, "z_train"), _latents(z_test, "z_test")
     y_train, y_test = _labels(y_train, "y_train"), _labels(y_test, "y_test")
@@ -147,37 +148,8 @@ def linear_probe(
     if len(np.unique(y_train)) < 2:
         raise MetricInputError("y_train needs at least 2 distinct classes for a linear probe")
     scaler = StandardScaler().fit(z_train)
-    classes, y_idx = np.unique(y_train, return_inverse=True)
-    weight, bias = _fit_softmax(scaler.transform(z_train), y_idx, len(classes), C, max_iter, seed)
-    logits = torch.from_numpy(scaler.transform(z_test)).float() @ weight + bias
-    pred = classes[logits.argmax(1).numpy()]
-    return float((pred == y_test).mean())
-
-
-def _fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, C: float, max_iter: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression, the objective of scikit-learn's
-    ``LogisticRegression(C=C)`` (summed cross-entropy + ``||W||^2 / 2``, bias free),
-    minimized by full-batch L-BFGS in torch. Faster than scikit-learn's
-    lbfgs on 60,000 latents at the same accuracy (``benchmarks/evaluation.py``,
-    docs/performance.md).
-    """
-    torch.manual_seed(seed)
-    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).long()
-    n = len(xt)
-    weight = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-    bias = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=1e-7, tolerance_change=1e-10, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        # divided by n: the same minimizer, better scaled for the line search
-        loss = F.cross_entropy(xt @ weight + bias, yt) + weight.pow(2).sum() / (2 * C * n)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return weight.detach(), bias.detach()
+    clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(scaler.transform(z_train), y_train)
+    return float((clf.predict(scaler.transform(z_test)) == y_test).mean())
 
 
 def codebook_usage_from_counts(counts: Any) -> dict[str, Any]:
