@@ -70,3 +70,18 @@ def test_n_init_is_checked_before_anything_runs(tmp_path):
     with pytest.raises(SoftVQError, match="n_init .* must be an integer >= 1, got 0"):
         compare(TrainConfig(steps=2), ["ae"], [0], tmp_path / "c", n_init=0)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_run_made_before_an_option_existed_is_reused(tmp_path):
+    """config.json of an older softvq lacks options added since; they compare as their defaults."""
+    data = load_dataset("digits")
+    cfg = TrainConfig(steps=20, log_every=10, plots=False)
+    kw = dict(n_init=2, anchors=False, dataset=data, progress=False, log=lambda s: None)
+    first = compare(cfg, ["softvq"], [0], tmp_path, **kw)
+    path = tmp_path / "softvq" / "seed0" / "config.json"
+    old = json.loads(path.read_text())
+    del old["sigma_head_rank"]
+    path.write_text(json.dumps(old))
+    logged: list[str] = []
+    again = compare(cfg, ["softvq"], [0], tmp_path, **{**kw, "log": logged.append})
+    assert again["runs"] == first["runs"] and logged == [f"[softvq seed 0] reused {tmp_path / 'softvq' / 'seed0'}"]

@@ -96,7 +96,7 @@ def compare(
         for seed in seeds:
             cfg = dataclasses.replace(base, bottleneck=name, seed=seed, plots=base.plots and seed == seeds[0])
             run_dir = out / name / f"seed{seed}"
-            state = _run_state(run_dir, cfg.resolved(data.sample_shape))
+            state = _run_state(run_dir, cfg, data.sample_shape)
             if state == "finished":
                 results[len(results) + len(todo)] = rundir.read_json(run_dir / rundir.METRICS)
                 log(f"[{name} seed {seed}] reused {run_dir}")
@@ -188,17 +188,13 @@ def _run_all(
             raise
 
 
-def _run_state(run_dir: Path, cfg: TrainConfig) -> str:
+def _run_state(run_dir: Path, cfg: TrainConfig, sample_shape: tuple[int, ...]) -> str:
     """``"new"`` (nothing there), ``"finished"`` (same config, evaluated), ``"resumable"``
     (same config, a checkpoint), ``"restart"`` (same config, no checkpoint yet) or
     ``"different"`` (another config, or an unreadable one)."""
     if not (run_dir / rundir.CONFIG).exists():
         return "new"
-    try:
-        same = rundir.read_json(run_dir / rundir.CONFIG) == cfg.to_dict()
-    except SoftVQError:
-        return "different"
-    if not same:
+    if not rundir.holds_config(run_dir, cfg, sample_shape):
         return "different"
     if (run_dir / rundir.METRICS).exists():
         return "finished"

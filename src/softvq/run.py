@@ -111,6 +111,16 @@ def load_config(run_dir: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG), source=str(Path(run_dir) / CONFIG))
 
 
+def holds_config(run_dir: str | Path, cfg: TrainConfig, sample_shape: tuple[int, ...]) -> bool:
+    """True when ``run_dir/config.json`` describes the run ``cfg`` does (both resolved for
+    ``sample_shape``, so an option added to softvq after the run was made compares as its
+    default); False when it differs or cannot be read."""
+    try:
+        return load_config(run_dir).resolved(sample_shape) == cfg.resolved(sample_shape)
+    except SoftVQError:
+        return False
+
+
 def load(run_dir: str | Path, device: str = "cpu") -> Autoencoder:
     """Load a trained model from a run directory, in eval mode.
 

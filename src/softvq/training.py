@@ -141,7 +141,8 @@ def _remove_stale_temporaries(out: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _prepare_out_dir(out: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+def _prepare_out_dir(out: Path, cfg: TrainConfig, data_shape: tuple[int, ...], resume: bool,
+                     overwrite: bool) -> dict[str, Any] | None:
     """Rank 0: check and set up the run directory. Returns the checkpoint when resuming."""
     try:
         if resume:
@@ -155,7 +156,7 @@ def _prepare_out_dir(out: Path, cfg: TrainConfig, resume: bool, overwrite: bool)
         if out.exists() and not out.is_dir():
             raise SoftVQError(f"cannot write the run to {out}: it exists and is not a directory")
         if (out / rundir.CONFIG).exists() and not overwrite:
-            same = rundir.read_json(out / rundir.CONFIG) == cfg.to_dict()
+            same = rundir.holds_config(out, cfg, data_shape)
             if not same or (out / rundir.CHECKPOINT).exists():
                 what = "the same run" if same else "a different run"
                 raise SoftVQError(f"{out} already holds {what}; pass --resume to continue it, --overwrite to replace it, "
@@ -292,7 +293,7 @@ def train(
     if ctx.rank > 0:  # every rank starts from rank 0's weights, but draws its own noise
         torch.manual_seed(distributed.rank_seed(cfg.seed, ctx.rank))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    checkpoint = ctx.on_main(lambda: _prepare_out_dir(out, cfg, resume, overwrite))  # all checks passed: now write
+    checkpoint = ctx.on_main(lambda: _prepare_out_dir(out, cfg, data.sample_shape, resume, overwrite))  # all checks passed: now write
     qb = model.bottleneck if isinstance(model.bottleneck, Quantized) else None
     loop = _new_loop_state(qb.num_codes if qb is not None else 1)
     history: list[dict[str, float]] = []
