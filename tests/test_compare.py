@@ -85,3 +85,20 @@ def test_a_run_made_before_an_option_existed_is_reused(tmp_path):
     logged: list[str] = []
     again = compare(cfg, ["softvq"], [0], tmp_path, **{**kw, "log": logged.append})
     assert again["runs"] == first["runs"] and logged == [f"[softvq seed 0] reused {tmp_path / 'softvq' / 'seed0'}"]
+
+
+def test_anchor_rows_raw_pixels_and_pca(tmp_path):
+    from sklearn.decomposition import PCA
+
+    from softvq.compare import anchor_rows
+    from softvq.evaluation.metrics import kmeans_metrics, linear_probe
+
+    data = load_dataset("digits")
+    rows = anchor_rows(data, 16, [0, 1], n_init=2)
+    assert [(r["bottleneck"], r["seed"]) for r in rows] == [("raw", 0), ("raw", 1), ("pca", 0), ("pca", 1)]
+    x_tr, x_te = data.x_train.flatten(1).numpy(), data.x_test.flatten(1).numpy()
+    y_tr, y_te = data.y_train.numpy(), data.y_test.numpy()
+    assert rows[1]["kmeans_acc"] == kmeans_metrics(x_te, y_te, n_init=2, seed=1)["acc"]
+    assert rows[0]["probe_acc"] == rows[1]["probe_acc"] == linear_probe(x_tr, y_tr, x_te, y_te)  # fit once
+    pca = PCA(16, random_state=0).fit(x_tr)
+    assert rows[2]["nmi"] == kmeans_metrics(pca.transform(x_te), y_te, n_init=2, seed=0)["nmi"]
