@@ -6,9 +6,9 @@ test latents, as on Fashion-MNIST. ``--train FILE --test FILE`` use real latents
 (``softvq embed RUN --split train --out FILE``).
 
 - linear probe: :func:`softvq.evaluation.metrics.linear_probe` (scikit-learn's
-  ``LogisticRegression``, lbfgs) with the harness's budget (``max_iter=1000``, enough
-  to converge) and with scikit-learn's default ``max_iter=100``: time, iterations used,
-  test accuracy.
+  ``LogisticRegression``, lbfgs) with the harness's budget (``max_iter=3000``, enough
+  to converge) and with scikit-learn's default ``max_iter=100``: time, whether it
+  converged, test accuracy.
 - k-means: :func:`softvq.evaluation.metrics.kmeans_metrics` on the test latents with
   n_init = 10 (the harness default) and 100 (the reference code's).
 
@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(z_train):,} train / {len(z_test):,} test latents of dimension {z_train.shape[1]}\n")
     print("| linear probe | s | test accuracy | converged |")
     print("|---|---:|---:|---|")
-    for max_iter in (1000, 100):
+    for max_iter in (3000, 100):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             t0 = time.perf_counter()
             acc = linear_probe(z_train, y_train, z_test, y_test, max_iter=max_iter)
             seconds = time.perf_counter() - t0
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        label = "the harness (max_iter=1000)" if max_iter == 1000 else "scikit-learn's default max_iter=100"
+        label = "the harness (max_iter=3000)" if max_iter == 3000 else "scikit-learn's default max_iter=100"
         print(f"| {label} | {seconds:.2f} | {acc:.4f} | {'yes' if converged else 'no'} |")
     print("\n| k-means on the test latents | s | acc | nmi |")
     print("|---|---:|---:|---:|")

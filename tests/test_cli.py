@@ -80,3 +80,16 @@ def test_boolean_flags_take_the_usual_forms(flags, expected):
 
     args = build_parser().parse_args(["train", "--out", "r", *flags])
     assert {k: getattr(args, k) for k in ("validation", "plots") if hasattr(args, k)} == expected
+
+
+def test_anchor_flags_and_presets():
+    from softvq.cli import build_parser
+    from softvq.presets import PRESETS
+
+    parse = build_parser().parse_args
+    assert parse(["compare", "--out", "x"]).anchors is None  # the preset decides
+    assert parse(["compare", "--out", "x", "--anchors"]).anchors is True
+    assert parse(["compare", "--out", "x", "--no-anchors"]).anchors is False
+    assert PRESETS["fashion-mnist"].anchors and PRESETS["fashion-mnist"].jobs == 2
+    quick = PRESETS["fashion-mnist-quick"]
+    assert (quick.anchors, quick.seeds, quick.config["steps"]) == (False, 1, 300)

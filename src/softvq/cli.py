@@ -127,7 +127,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     seeds = list(range(args.first_seed, args.first_seed + n_seeds))
     cfg = _config_from_args(args, TrainConfig.from_dict(preset.config))
     out = Path(args.out)
-    result = compare(cfg, names, seeds, out, n_init=n_init, anchors=not args.no_anchors,
+    anchors = args.anchors if args.anchors is not None else preset.anchors
+    result = compare(cfg, names, seeds, out, n_init=n_init, anchors=anchors,
                      progress=not args.quiet, jobs=jobs, overwrite=args.overwrite)
     _io.write_text(out / "command.txt", "softvq " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "\n")
     print()
@@ -179,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--config", metavar="FILE", help="base config for every run (flags override it)")
     p.add_argument("--n-init", type=int, default=None, help="k-means restarts (default: 10)")
-    p.add_argument("--no-anchors", action="store_true", help="skip the raw-pixel and PCA rows")
+    p.add_argument("--anchors", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the raw-pixel and PCA rows, which need no training (default: yes, or the preset's)")
     p.add_argument("--overwrite", action="store_true",
                    help="retrain runs in --out that were made with a different config (default: refuse)")
     p.add_argument("-j", "--jobs", type=int, default=None,

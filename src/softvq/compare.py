@@ -99,6 +99,7 @@ def compare(
         for seed in seeds:
             cfg = dataclasses.replace(base, bottleneck=name, seed=seed, plots=base.plots and seed == seeds[0])
             run_dir = out / name / f"seed{seed}"
+            cfg.resolved(data.sample_shape)  # a bad value (a seed out of range, say) stops us before any training
             state = _run_state(run_dir, cfg, data.sample_shape)
             if state == "finished":
                 results[len(results) + len(todo)] = rundir.read_json(run_dir / rundir.METRICS)
