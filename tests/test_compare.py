@@ -102,3 +102,31 @@ def test_anchor_rows_raw_pixels_and_pca(tmp_path):
     assert rows[0]["probe_acc"] == rows[1]["probe_acc"] == linear_probe(x_tr, y_tr, x_te, y_te)  # fit once
     pca = PCA(16, random_state=0).fit(x_tr)
     assert rows[2]["nmi"] == kmeans_metrics(pca.transform(x_te), y_te, n_init=2, seed=0)["nmi"]
+
+
+def test_a_finished_run_is_evaluated_again_with_other_kmeans_restarts(tmp_path):
+    data = load_dataset("digits")
+    cfg = TrainConfig(steps=20, log_every=10, plots=False)
+    kw = dict(anchors=False, dataset=data, progress=False, log=lambda s: None)
+    first = compare(cfg, ["ae"], [0], tmp_path, n_init=1, **kw)
+    model = (tmp_path / "ae" / "seed0" / "model.pt").read_bytes()
+    logged: list[str] = []
+    again = compare(cfg, ["ae"], [0], tmp_path, n_init=3, **{**kw, "log": logged.append})
+    assert first["runs"][0]["n_init"] == 1 and again["runs"][0]["n_init"] == 3
+    assert json.loads((tmp_path / "ae" / "seed0" / "metrics.json").read_text())["n_init"] == 3
+    assert (tmp_path / "ae" / "seed0" / "model.pt").read_bytes() == model  # not retrained
+    assert logged == [f"[ae seed 0] reused {tmp_path / 'ae' / 'seed0'}, evaluated again with n_init=3"]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("ae,ae", "--bottlenecks lists ae more than once"),
+    ("", "--bottlenecks names no bottleneck"),
+    (" , ", "--bottlenecks names no bottleneck"),
+    ("ae,gan", "unknown bottleneck(s) gan"),
+])
+def test_bottleneck_lists_that_name_nothing_or_repeat_are_refused(spec, message):
+    from softvq.compare import parse_bottlenecks
+
+    with pytest.raises(SoftVQError) as err:
+        parse_bottlenecks(spec)
+    assert message in str(err.value)

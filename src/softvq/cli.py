@@ -116,7 +116,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.preset is not None and args.preset not in PRESETS:
         raise SoftVQError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     preset = PRESETS[args.preset] if args.preset else Preset("")
-    names = parse_bottlenecks(args.bottlenecks or preset.bottlenecks)
+    names = parse_bottlenecks(args.bottlenecks if args.bottlenecks is not None else preset.bottlenecks)
     n_seeds = args.seeds if args.seeds is not None else preset.seeds
     n_init = args.n_init if args.n_init is not None else preset.n_init
     if n_seeds < 1:
@@ -145,11 +145,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softvq", description="Soft VQ-VAE and baseline bottlenecks: train, evaluate, compare.")
+    parser = argparse.ArgumentParser(prog="softvq", allow_abbrev=False,
+                                     description="Soft VQ-VAE and baseline bottlenecks: train, evaluate, compare.")
     parser.add_argument("--version", action="version", version="softvq 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one model into a run directory")
+    p = sub.add_parser("train", allow_abbrev=False, help="train one model into a run directory")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML config file (flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
@@ -160,19 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a run on its test split; writes metrics.json")
+    p = sub.add_parser("evaluate", allow_abbrev=False, help="evaluate a run on its test split; writes metrics.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--n-init", type=int, default=10, help="k-means restarts (reference code: 100; default: 10)")
     p.add_argument("--seed", type=int, default=0, help="k-means and probe seed (default: 0)")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("embed", help="write a split's latents (z) and labels (y) to an .npz file")
+    p = sub.add_parser("embed", allow_abbrev=False, help="write a split's latents (z) and labels (y) to an .npz file")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--out", required=True, metavar="FILE.npz")
     p.set_defaults(func=_cmd_embed)
 
-    p = sub.add_parser("compare", help="train and evaluate several bottlenecks over seeds; write tables")
+    p = sub.add_parser("compare", allow_abbrev=False, help="train and evaluate several bottlenecks over seeds; write tables")
     p.add_argument("--preset", help="a named protocol: digits, fashion-mnist, fashion-mnist-quick (flags override it)")
     p.add_argument("--bottlenecks", default=None, help="'all' or a comma-separated list (default: all)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: 3)")
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, exclude=("bottleneck", "seed"))
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("report", help="write one self-contained HTML report of a run or comparison directory")
+    p = sub.add_parser("report", allow_abbrev=False, help="write one self-contained HTML report of a run or comparison directory")
     p.add_argument("dir", metavar="DIR", help="run directory (softvq train) or comparison directory (softvq compare)")
     p.add_argument("--out", metavar="FILE.html", help="output file (default: DIR/report.html)")
     p.set_defaults(func=_cmd_report)

@@ -34,9 +34,14 @@ ANCHORS = ("raw", "pca")
 def parse_bottlenecks(spec: str) -> list[str]:
     """``"all"`` or a comma-separated list of registered names."""
     names = list(BOTTLENECKS) if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise SoftVQError(f"--bottlenecks names no bottleneck ({spec!r}); choose from all, {', '.join(BOTTLENECKS)}")
     unknown = [n for n in names if n not in BOTTLENECKS]
-    if unknown or not names:
-        raise SoftVQError(f"unknown bottleneck(s) {', '.join(unknown) or spec!r}; choose from all, {', '.join(BOTTLENECKS)}")
+    if unknown:
+        raise SoftVQError(f"unknown bottleneck(s) {', '.join(unknown)}; choose from all, {', '.join(BOTTLENECKS)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # one run counted twice would overstate n and shrink the spread
+        raise SoftVQError(f"--bottlenecks lists {', '.join(repeated)} more than once")
     return names
 
 
@@ -102,8 +107,16 @@ def compare(
             cfg.resolved(data.sample_shape)  # a bad value (a seed out of range, say) stops us before any training
             state = _run_state(run_dir, cfg, data.sample_shape)
             if state == "finished":
-                results[len(results) + len(todo)] = rundir.read_json(run_dir / rundir.METRICS)
-                log(f"[{name} seed {seed}] reused {run_dir}")
+                metrics = rundir.read_json(run_dir / rundir.METRICS)
+                if metrics.get("n_init") != n_init:  # trained as asked, but evaluated with other k-means restarts
+                    wall = metrics.get("wall_seconds")
+                    metrics = evaluate_run(run_dir, n_init=n_init, seed=seed, dataset=data, write=False)
+                    metrics["wall_seconds"] = wall
+                    _io.write_json(run_dir / rundir.METRICS, metrics)
+                    log(f"[{name} seed {seed}] reused {run_dir}, evaluated again with n_init={n_init}")
+                else:
+                    log(f"[{name} seed {seed}] reused {run_dir}")
+                results[len(results) + len(todo)] = metrics
                 continue
             if state == "different" and not overwrite:
                 conflicts.append(str(run_dir))

@@ -72,7 +72,8 @@ class TrainConfig:
 
     # -- resolution ------------------------------------------------------------------
     def resolved(self, sample_shape: tuple[int, ...]) -> "TrainConfig":
-        """Fill per-dataset defaults from the shape of one sample."""
+        """Fill per-dataset defaults from the shape of one sample (ConfigError for bad values)."""
+        self.validate()  # types first: the defaults below do arithmetic with the user's values
         image = len(sample_shape) == 3
         big = image and sample_shape[-1] >= 28
         rgb = image and sample_shape[0] == 3
@@ -163,10 +164,15 @@ class TrainConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); "
+                              "softvq reads JSON (.json) or TOML (.toml) configs") from None
         try:
             data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+            kind = "TOML" if path.suffix == ".toml" else "JSON"
+            other = "" if path.suffix in (".json", ".toml") else " (softvq reads JSON, or TOML from a .toml file)"
+            raise ConfigError(f"config file {path} is not valid {kind}{other}: {exc}") from None
         return cls.from_dict(data, source=str(path))
 
 

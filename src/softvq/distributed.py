@@ -207,16 +207,23 @@ def setup() -> Context:
     )
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, checked to exist in this torch build (SoftVQError if not)."""
+    try:
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, AssertionError, TypeError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        raise SoftVQError(f"device {str(device)!r} is not available here (torch {torch.__version__}): {reason}") from None
+    return dev
+
+
 def device_for(ctx: Context, device: str) -> torch.device:
     """The device this rank trains on: ``cuda`` means ``cuda:LOCAL_RANK`` in a job."""
-    dev = torch.device(device)
+    dev = check_device(device)
     if ctx.active and dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1))
-    try:
-        torch.empty(0, device=dev)
-    except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
-        raise SoftVQError(f"device {device!r} is not available here (torch {torch.__version__}): "
-                          f"{str(exc).splitlines()[0]}") from None
+        dev = check_device(torch.device("cuda", ctx.local_rank % max(torch.cuda.device_count(), 1)))
     return dev
 
 

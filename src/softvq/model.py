@@ -46,6 +46,12 @@ class Autoencoder(nn.Module):
             raise ValueError(f"x must be a floating-point torch.Tensor of shape {expected}, got {what}")
         if tuple(x.shape[1:]) != self.sample_shape or x.dim() != len(self.sample_shape) + 1:
             raise ValueError(f"x must have shape {expected}, got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"x holds no samples (shape {tuple(x.shape)}); skip the call for an empty batch")
+        weight = next(self.parameters(), None)
+        if weight is not None and x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"x has dtype {x.dtype} but the model is {weight.dtype}; "
+                             f"pass x.to({weight.dtype}) or convert the model with .to({x.dtype})")
 
     def forward(self, x: torch.Tensor) -> AutoencoderOutput:
         self._check_input(x)

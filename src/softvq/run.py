@@ -89,6 +89,25 @@ def read_json(path: Path) -> Any:
         raise SoftVQError(f"{path} is not valid JSON: {exc}") from None
 
 
+def read_meta(run_dir: str | Path) -> dict[str, Any]:
+    """``meta.json`` of a run, checked to hold what rebuilding the model needs."""
+    path = Path(run_dir) / META
+    meta = read_json(path)
+    missing = [k for k in ("sample_shape", "output") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise SoftVQError(f"{path} lacks {', '.join(missing)}: the run directory is damaged "
+                          f"(retrain it, or restore meta.json from a copy)")
+    return meta
+
+
+def check_data_matches(run_dir: str | Path, sample_shape: tuple[int, ...], name: str) -> None:
+    """Raise SoftVQError unless the dataset's samples have the shape the run was trained on."""
+    trained = list(read_meta(run_dir)["sample_shape"])
+    if list(sample_shape) != trained:
+        raise SoftVQError(f"dataset {name} has samples of shape {tuple(sample_shape)}, "
+                          f"but the run in {run_dir} was trained on {tuple(trained)}")
+
+
 def save_history(path: Path, rows: list[dict[str, float]]) -> None:
     """Write the training curve as CSV (columns: union of keys, ``step`` first)."""
     keys: list[str] = []
@@ -127,15 +146,19 @@ def load(run_dir: str | Path, device: str = "cpu") -> Autoencoder:
     The weights are read with ``weights_only=True``; the architecture is rebuilt from
     ``config.json`` and ``meta.json``.
     """
+    from .distributed import check_device
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise SoftVQError(f"run directory {run_dir} does not exist")
+        raise SoftVQError(f"run directory {run_dir} does not exist" if not run_dir.exists() else
+                          f"{run_dir} is a file, not a run directory (softvq train --out writes one)")
+    dev = check_device(device)
     cfg = load_config(run_dir)
-    meta = read_json(run_dir / META)
+    meta = read_meta(run_dir)
     model = build_model(cfg, tuple(meta["sample_shape"]), meta["output"])
     state = safe_torch_load(run_dir / MODEL)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
         raise SoftVQError(f"{run_dir / MODEL} does not match the architecture in {run_dir / CONFIG}: {str(exc).splitlines()[0]}") from None
-    return model.to(device).eval()
+    return model.to(dev).eval()

@@ -155,13 +155,14 @@ def _prepare_out_dir(out: Path, cfg: TrainConfig, data_shape: tuple[int, ...], r
             return rundir.safe_torch_load(path)
         if out.exists() and not out.is_dir():
             raise SoftVQError(f"cannot write the run to {out}: it exists and is not a directory")
-        if (out / rundir.CONFIG).exists() and not overwrite:
+        holds_weights = any((out / name).exists() for name in (rundir.CHECKPOINT, rundir.MODEL))
+        if (out / rundir.CONFIG).exists() and holds_weights and not overwrite:
             same = rundir.holds_config(out, cfg, data_shape)
-            if not same or (out / rundir.CHECKPOINT).exists():
-                what = "the same run" if same else "a different run"
-                raise SoftVQError(f"{out} already holds {what}; pass --resume to continue it, --overwrite to replace it, "
-                                  "or choose another --out")
-            # the same run stopped before its first checkpoint: nothing to lose, start over
+            what = "the same run" if same else "a different run"
+            resume = "--resume to continue it, " if (out / rundir.CHECKPOINT).exists() else ""
+            raise SoftVQError(f"{out} already holds {what}; pass {resume}--overwrite to replace it, "
+                              "or choose another --out")
+        # a run that stopped (or diverged) before its first checkpoint left no weights: nothing to lose, start over
         out.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
         for name in (rundir.CHECKPOINT, rundir.METRICS):

@@ -300,3 +300,97 @@ def test_huge_learning_rate_on_the_command_line(tmp_path):
     proc = softvq_cli(*TRAIN[:-1], "--steps", "20", "--lr", "1e30", "--out", str(tmp_path / "r"), "-q", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "training diverged: the loss became nan" in proc.stderr and "Try a lower --lr (was 1e+30)" in proc.stderr
+
+
+# -- found by a fresh user trying to break the tool -----------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "--bottlenecks", "ae", "--out", "x", "--seed", "3"],         # would have meant --seeds
+    ["compare", "--bottlenecks", "ae", "--out", "x", "--bottleneck", "vq"],  # would have meant --bottlenecks
+    ["train", "--out", "x", "--step", "3"],                                  # would have meant --steps
+])
+def test_abbreviated_flags_are_refused(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: " + " ".join(argv[-2:]) in capsys.readouterr().err
+
+
+def test_config_file_that_is_not_utf8(tmp_path, capsys):
+    (tmp_path / "c.json").write_bytes(b"\xff\xfe{")
+    fails(capsys, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "r")],
+          "is not UTF-8 text", "JSON (.json) or TOML (.toml)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_file_in_another_format(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("steps: 3\n")
+    fails(capsys, ["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")],
+          "is not valid JSON (softvq reads JSON, or TOML from a .toml file)")
+
+
+def test_data_beyond_float32_range(tmp_path, capsys):
+    np.savez(tmp_path / "huge.npz", X=np.full((40, 5), 1e300) * np.arange(1, 6), y=np.arange(40) % 2)
+    fails(capsys, [*TRAIN, "--dataset", str(tmp_path / "huge.npz"), "--out", str(tmp_path / "r")],
+          "huge.npz: X holds values up to 5e+300, beyond the float32 range", "rescale")
+
+
+def test_run_directory_with_damaged_meta(tmp_path, capsys, digits):
+    run = softvq.train(small_cfg(steps=3, log_every=3), tmp_path / "r", dataset=digits, progress=False)
+    (run / "meta.json").write_text('{"softvq_version": "0.1.0"}')
+    fails(capsys, ["evaluate", str(run)], "meta.json lacks sample_shape, output", "damaged")
+    fails(capsys, ["embed", str(run), "--out", str(tmp_path / "z.npz")], "meta.json lacks sample_shape")
+    assert not (tmp_path / "z.npz").exists()
+
+
+def test_embed_on_data_of_another_shape(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.random.default_rng(0).random((60, 6)), y=np.arange(60) % 3)
+    assert main([*TRAIN, "--dataset", str(data), "--out", str(tmp_path / "r")]) == 0
+    np.savez(data, X=np.random.default_rng(0).random((60, 4)), y=np.arange(60) % 3)
+    fails(capsys, ["embed", str(tmp_path / "r"), "--out", str(tmp_path / "z.npz")],
+          "has samples of shape (4,), but the run in", "was trained on (6,)")
+    assert not (tmp_path / "z.npz").exists()
+
+
+def test_a_diverged_run_does_not_block_its_directory(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main(["train", "--steps", "30", "--lr", "1e6", "--plots", "false", "-q", "--out", out]) != 0
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", "--steps", "3", "--plots", "false", "-q", "--out", out]) == 0  # no --overwrite needed
+    assert (tmp_path / "r" / "model.pt").exists()
+
+
+@pytest.mark.parametrize("quantizer", [SoftVQ(8, 4), VQ(8, 4)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_latents_of_another_dtype_than_the_codebook(quantizer, dtype):
+    with pytest.raises(ValueError, match=rf"z has dtype {dtype} but the codebook is torch.float32; convert"):
+        quantizer(torch.randn(3, 4, dtype=dtype))
+    assert quantizer.to(dtype)(torch.randn(3, 4, dtype=dtype)).z_q.dtype == dtype
+    quantizer.float()
+
+
+def test_model_input_of_another_dtype(tmp_path, digits):
+    run = softvq.train(small_cfg(steps=3, log_every=3), tmp_path / "r", dataset=digits, progress=False)
+    model = softvq.load(run)
+    with pytest.raises(ValueError, match=r"x has dtype torch.float64 but the model is torch.float32"):
+        model.encode(digits.x_test[:4].double())
+    with pytest.raises(ValueError, match=r"x holds no samples"):
+        model.encode(digits.x_test[:0])
+    assert model.double().encode(digits.x_test[:4].double()).dtype == torch.float64
+
+
+def test_python_api_bad_values_get_config_errors(tmp_path, digits):
+    from softvq.errors import ConfigError, SoftVQError
+
+    with pytest.raises(ConfigError, match="steps must be of type int, got str '200'"):
+        softvq.train(softvq.TrainConfig(steps="200", plots=False), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    run = softvq.train(small_cfg(steps=3, log_every=3), tmp_path / "ok", dataset=digits, progress=False)
+    with pytest.raises(SoftVQError, match=r"device 'nonsense' is not available here \(torch "):
+        softvq.load(run, device="nonsense")
+    with pytest.raises(SoftVQError, match=r"run directory .*nothing does not exist"):
+        softvq.load(tmp_path / "nothing")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SoftVQError, match="afile is a file, not a run directory"):
+        softvq.load(tmp_path / "afile")

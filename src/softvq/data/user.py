@@ -28,6 +28,7 @@ from softvq.data.dataset import Dataset
 from softvq.errors import DataError
 
 _STD_FLOOR = 1e-8
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"  # .npz files are zip archives
 
@@ -70,6 +71,10 @@ def _check_x(x: np.ndarray, key: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: {key} has samples of size 0, shape {x.shape}")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{path}: {key} contains {int((~np.isfinite(x)).sum())} NaN or inf values")
+    big = float(np.abs(x).max()) if x.dtype.kind == "f" else 0.0
+    if big > _FLOAT32_MAX:
+        raise DataError(f"{path}: {key} holds values up to {big:.3g}, beyond the float32 range softvq trains in "
+                        f"(±{_FLOAT32_MAX:.3g}); rescale the data first")
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:

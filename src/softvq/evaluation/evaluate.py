@@ -67,9 +67,7 @@ def evaluate_run(
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
     data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
-    meta = rundir.read_json(run_dir / rundir.META)
-    if list(data.sample_shape) != list(meta["sample_shape"]):
-        raise SoftVQError(f"dataset {data.name} has samples of shape {data.sample_shape}, the run was trained on {meta['sample_shape']}")
+    rundir.check_data_matches(run_dir, data.sample_shape, data.name)
     train = encode_split(model, data.x_train, cfg.eval_batch_size)
     test = encode_split(model, data.x_test, cfg.eval_batch_size)
     y_train = None if data.y_train is None else data.y_train.numpy()
@@ -109,6 +107,7 @@ def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", da
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
     data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
+    rundir.check_data_matches(run_dir, data.sample_shape, data.name)
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     enc = encode_split(model, x, cfg.eval_batch_size)
     arrays = {"z": enc.latents}

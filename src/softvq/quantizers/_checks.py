@@ -39,12 +39,16 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return value  # type: ignore[return-value]
 
 
-def check_latents(z: object, code_dim: int, name: str = "z") -> torch.Tensor:
-    """Check that ``z`` is a floating tensor of shape ``(..., code_dim)``."""
+def check_latents(z: object, code_dim: int, name: str = "z", dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Check that ``z`` is a floating tensor of shape ``(..., code_dim)`` (and of the codebook's
+    ``dtype`` when given, unless autocast is on, which casts the matrix products itself)."""
     if not isinstance(z, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
     if not z.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {z.dtype}")
+    if dtype is not None and z.dtype != dtype and not torch.is_autocast_enabled(z.device.type):
+        raise ValueError(f"{name} has dtype {z.dtype} but the codebook is {dtype}; "
+                         f"convert one of them (z.to({dtype}) or quantizer.to({z.dtype}))")
     if z.dim() < 1 or z.shape[-1] != code_dim:
         raise ValueError(
             f"{name} must have shape (..., code_dim={code_dim}) with channels last, "

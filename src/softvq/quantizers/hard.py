@@ -67,7 +67,7 @@ class VQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z`` ``(..., code_dim)`` to its nearest codewords."""
-        z = check_latents(z, self.code_dim)
+        z = check_latents(z, self.code_dim, dtype=self.codebook.dtype)
         lead = z.shape[:-1]
         flat = z.reshape(-1, self.code_dim)
         indices = nearest_codes(flat.detach(), self.codebook.detach(), self.chunk_size)

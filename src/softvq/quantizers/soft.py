@@ -144,7 +144,7 @@ class SoftVQ(nn.Module):
     # -- forward ---------------------------------------------------------------------
     def forward(self, z: torch.Tensor, log_sigma: torch.Tensor | None = None) -> QuantizerOutput:
         """Quantize ``z`` ``(..., code_dim)``; ``log_sigma`` ``(..., num_codes)`` in predicted mode."""
-        z = check_latents(z, self.code_dim)
+        z = check_latents(z, self.code_dim, dtype=self.codebook.dtype)
         lead = z.shape[:-1]
         log_sigma = self._resolve_log_sigma(log_sigma, z)
         if self.training and self.noise_std > 0:
