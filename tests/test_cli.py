@@ -93,3 +93,15 @@ def test_anchor_flags_and_presets():
     assert PRESETS["fashion-mnist"].anchors and PRESETS["fashion-mnist"].jobs == 2
     quick = PRESETS["fashion-mnist-quick"]
     assert (quick.anchors, quick.seeds, quick.config["steps"]) == (False, 1, 300)
+
+
+def test_help_lists_the_choices_of_every_option_that_has_them(capsys):
+    from softvq.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for listed in ("one of fixed, learned, learned_per_code, predicted", "one of uniform, learned",
+                   "one of straight_through, exact", "one of gaussian, reference, none"):
+        assert listed in out
+    assert out.count("mlp, conv, small-mlp") == 1  # a help text that already names its choices is not repeated

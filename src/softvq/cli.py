@@ -23,7 +23,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] 
         if f.name in exclude:
             continue
         default = f.default
-        help_text = f.metadata.get("help", "") + (f" (default: {default})" if default is not None else "")
+        choices = f.metadata.get("choices")
+        help_text = (f.metadata.get("help", "") + (f"; one of {', '.join(choices)}" if choices and ", ".join(choices) not in f.metadata.get("help", "") else "")
+                     + (f" (default: {default})" if default is not None else ""))
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
         flag = f"--{f.name.replace('_', '-')}"
         if hints[f.name] is bool:  # `--plots`, `--plots false` and `--no-plots` all work
@@ -169,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", allow_abbrev=False, help="write a split's latents (z) and labels (y) to an .npz file")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="which split to encode (default: test; a --validation run's test split is its validation split)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="output file: z (N, latent_dim), y, class_names, codes")
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("compare", allow_abbrev=False, help="train and evaluate several bottlenecks over seeds; write tables")

@@ -43,7 +43,7 @@ class TrainConfig:
     lr: float = _opt(3e-4, "Adam learning rate")
     seed: int = _opt(0, "random seed (data order, initialization, noise)")
     device: str = _opt("cpu", "torch device, e.g. cpu or cuda")
-    threads: Optional[int] = _opt(None, "CPU threads for torch (default: torch's choice)")
+    threads: Optional[int] = _opt(None, "CPU threads for torch (default: 1 for the small-mlp network, else torch's choice)")
     # quantizer losses (vq and softvq)
     codebook_weight: float = _opt(1.0, "weight of the codebook term ||z_hat - sg(z)||^2")
     commitment_weight: float = _opt(0.25, "weight of the commitment term ||z - sg(z_hat)||^2")
