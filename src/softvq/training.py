@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import time
 from pathlib import Path
@@ -321,6 +322,7 @@ def train(
         "num_classes": data.num_classes,
         "class_names": data.class_names,
         "world_size": ctx.world_size,
+        "working_dir": os.getcwd(),  # where relative --dataset/--data-dir paths were given
     }
     quantizer = getattr(model.bottleneck, "quantizer", None)
     anneal = isinstance(quantizer, SoftVQ) and cfg.sigma == "fixed" and cfg.sigma_final is not None

@@ -394,3 +394,16 @@ def test_python_api_bad_values_get_config_errors(tmp_path, digits):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(SoftVQError, match="afile is a file, not a run directory"):
         softvq.load(tmp_path / "afile")
+
+
+def test_a_relative_dataset_path_resolves_from_where_the_run_was_trained(tmp_path, monkeypatch, capsys):
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    np.savez(tmp_path / "work" / "data" / "d.npz", X=np.random.default_rng(0).random((60, 6)), y=np.arange(60) % 3)
+    monkeypatch.chdir(tmp_path / "work")
+    assert main([*TRAIN, "--dataset", "data/d.npz", "--out", "runs/r"]) == 0
+    monkeypatch.chdir(tmp_path / "work" / "runs")  # data/d.npz does not exist from here
+    assert main(["evaluate", "r", "--n-init", "1"]) == 0
+    assert main(["embed", "r", "--out", "z.npz"]) == 0
+    assert np.load(tmp_path / "work" / "runs" / "z.npz")["z"].shape[0] == 12
+    (tmp_path / "work" / "data" / "d.npz").unlink()  # gone everywhere: the message names the path as given
+    fails(capsys, ["evaluate", "r"], "data/d.npz")

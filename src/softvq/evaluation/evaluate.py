@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .. import _io, run as rundir
-from ..data import Dataset, load_dataset
+from ..config import TrainConfig
+from ..data import DATASETS, Dataset, load_dataset
 from ..errors import SoftVQError
 from .encode import encode_split
 from sklearn.metrics import normalized_mutual_info_score
@@ -45,6 +46,22 @@ def evaluate_features(
     return metrics
 
 
+def _run_dataset(run_dir: Path, cfg: TrainConfig) -> Dataset:
+    """The run's dataset; relative file paths that do not resolve from here are taken
+    relative to the directory the run was trained from (``meta.json``'s ``working_dir``)."""
+    trained_in = rundir.read_meta(run_dir).get("working_dir")
+
+    def locate(path: str | None) -> str | None:
+        if path is None or Path(path).is_absolute() or Path(path).exists() or not trained_in:
+            return path
+        there = Path(trained_in) / path
+        return str(there) if there.exists() else path
+
+    dataset = cfg.dataset if cfg.dataset.lower().replace("_", "-") in DATASETS else locate(cfg.dataset)
+    assert dataset is not None
+    return load_dataset(dataset, locate(cfg.data_dir), validation=cfg.validation)
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -66,7 +83,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
+    data = dataset if dataset is not None else _run_dataset(run_dir, cfg)
     rundir.check_data_matches(run_dir, data.sample_shape, data.name)
     train = encode_split(model, data.x_train, cfg.eval_batch_size)
     test = encode_split(model, data.x_test, cfg.eval_batch_size)
@@ -106,7 +123,7 @@ def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", da
         raise SoftVQError(f"--out must end in .npz, got {out_file}")
     model = rundir.load(run_dir)
     cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else load_dataset(cfg.dataset, cfg.data_dir, validation=cfg.validation)
+    data = dataset if dataset is not None else _run_dataset(run_dir, cfg)
     rundir.check_data_matches(run_dir, data.sample_shape, data.name)
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     enc = encode_split(model, x, cfg.eval_batch_size)
