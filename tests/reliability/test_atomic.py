@@ -130,3 +130,16 @@ def test_unwritable_checkpoint_keeps_the_previous_one(tmp_path, digits, monkeypa
     with pytest.raises(SoftVQError, match="could not write the checkpoint for step 10 .*No space left on device"):
         softvq.train(cfg, run, dataset=digits, progress=False, checkpoint_every=5)
     assert assert_run_files_load(run)["step"] == 5 and _stale(run) == []
+
+
+def test_errors_name_the_target_not_the_temporary(tmp_path):
+    import errno
+
+    from softvq import _io
+
+    target = tmp_path / "z.npz"
+    with pytest.raises(OSError) as err:
+        with _io.atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert err.value.filename == str(target) and err.value.strerror == "No space left on device"
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary is left
