@@ -23,9 +23,12 @@ def _add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] 
         if f.name in exclude:
             continue
         default = f.default
-        choices = f.metadata.get("choices")
-        help_text = (f.metadata.get("help", "") + (f"; one of {', '.join(choices)}" if choices and ", ".join(choices) not in f.metadata.get("help", "") else "")
-                     + (f" (default: {default})" if default is not None else ""))
+        help_text = f.metadata.get("help", "")
+        listed = ", ".join(f.metadata.get("choices") or ())
+        if listed and listed not in help_text:  # some help texts already name their choices
+            help_text += f"; one of {listed}"
+        if default is not None:
+            help_text += f" (default: {default})"
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
         flag = f"--{f.name.replace('_', '-')}"
         if hints[f.name] is bool:  # `--plots`, `--plots false` and `--no-plots` all work

@@ -100,14 +100,6 @@ def read_meta(run_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
-def check_data_matches(run_dir: str | Path, sample_shape: tuple[int, ...], name: str) -> None:
-    """Raise SoftVQError unless the dataset's samples have the shape the run was trained on."""
-    trained = list(read_meta(run_dir)["sample_shape"])
-    if list(sample_shape) != trained:
-        raise SoftVQError(f"dataset {name} has samples of shape {tuple(sample_shape)}, "
-                          f"but the run in {run_dir} was trained on {tuple(trained)}")
-
-
 def save_history(path: Path, rows: list[dict[str, float]]) -> None:
     """Write the training curve as CSV (columns: union of keys, ``step`` first)."""
     keys: list[str] = []

@@ -12,6 +12,7 @@ from .. import _io, run as rundir
 from ..config import TrainConfig
 from ..data import DATASETS, Dataset, load_dataset
 from ..errors import SoftVQError
+from ..model import Autoencoder
 from .encode import encode_split
 from sklearn.metrics import normalized_mutual_info_score
 
@@ -46,20 +47,31 @@ def evaluate_features(
     return metrics
 
 
-def _run_dataset(run_dir: Path, cfg: TrainConfig) -> Dataset:
-    """The run's dataset; relative file paths that do not resolve from here are taken
-    relative to the directory the run was trained from (``meta.json``'s ``working_dir``)."""
-    trained_in = rundir.read_meta(run_dir).get("working_dir")
+def _load_run(run_dir: Path, dataset: Dataset | None) -> tuple[Autoencoder, TrainConfig, Dataset]:
+    """The run's model (eval mode), resolved config and dataset, checked to match in shape.
 
-    def locate(path: str | None) -> str | None:
-        if path is None or Path(path).is_absolute() or Path(path).exists() or not trained_in:
+    Without ``dataset``, the run's own is loaded; a relative file path that does not resolve
+    from here is taken relative to the directory the run was trained from (``working_dir``
+    in ``meta.json``)."""
+    model = rundir.load(run_dir)
+    cfg = rundir.load_config(run_dir)
+    meta = rundir.read_meta(run_dir)
+    trained_in = meta.get("working_dir")
+
+    def locate(path: str) -> str:
+        if Path(path).is_absolute() or Path(path).exists() or not trained_in:
             return path
         there = Path(trained_in) / path
         return str(there) if there.exists() else path
 
-    dataset = cfg.dataset if cfg.dataset.lower().replace("_", "-") in DATASETS else locate(cfg.dataset)
-    assert dataset is not None
-    return load_dataset(dataset, locate(cfg.data_dir), validation=cfg.validation)
+    if dataset is None:
+        name = cfg.dataset if cfg.dataset.lower().replace("_", "-") in DATASETS else locate(cfg.dataset)
+        dataset = load_dataset(name, cfg.data_dir and locate(cfg.data_dir), validation=cfg.validation)
+    trained = tuple(meta["sample_shape"])
+    if tuple(dataset.sample_shape) != trained:
+        raise SoftVQError(f"dataset {dataset.name} has samples of shape {tuple(dataset.sample_shape)}, "
+                          f"but the run in {run_dir} was trained on {trained}")
+    return model, cfg, dataset
 
 
 def evaluate_run(
@@ -81,10 +93,7 @@ def evaluate_run(
     """
     check_kmeans_options(n_init, seed)
     run_dir = Path(run_dir)
-    model = rundir.load(run_dir)
-    cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else _run_dataset(run_dir, cfg)
-    rundir.check_data_matches(run_dir, data.sample_shape, data.name)
+    model, cfg, data = _load_run(run_dir, dataset)
     train = encode_split(model, data.x_train, cfg.eval_batch_size)
     test = encode_split(model, data.x_test, cfg.eval_batch_size)
     y_train = None if data.y_train is None else data.y_train.numpy()
@@ -121,10 +130,7 @@ def embed_run(run_dir: str | Path, out_file: str | Path, split: str = "test", da
     run_dir, out_file = Path(run_dir), Path(out_file)
     if out_file.suffix != ".npz":
         raise SoftVQError(f"--out must end in .npz, got {out_file}")
-    model = rundir.load(run_dir)
-    cfg = rundir.load_config(run_dir)
-    data = dataset if dataset is not None else _run_dataset(run_dir, cfg)
-    rundir.check_data_matches(run_dir, data.sample_shape, data.name)
+    model, cfg, data = _load_run(run_dir, dataset)
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     enc = encode_split(model, x, cfg.eval_batch_size)
     arrays = {"z": enc.latents}
